@@ -1,0 +1,187 @@
+//! Applying changes made elsewhere (an imported bundle now, the relay later) to local
+//! records: batched per document, staged and committed like a local write.
+
+use automerge::transaction::Transactable;
+use automerge::{Change, ReadDoc, ROOT};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Entry;
+use crate::commit::{Before, Staged};
+use crate::doc::{FieldValue, View, COLLECTION_KEY, SPACE_KEY};
+use crate::error::Result;
+use crate::schema::FieldKind;
+use crate::store::Inner;
+use crate::subscribe::Origin;
+use crate::tables::RecordMeta;
+use crate::{RecordId, SpaceId};
+
+/// Changes for one record, parsed and checked.
+pub(crate) struct Incoming {
+    pub record: RecordId,
+    pub changes: Vec<Change>,
+}
+
+/// What an import or a pull changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplySummary {
+    /// Records that changed.
+    pub records_changed: usize,
+    /// Changes that were new to this device.
+    pub changes_applied: usize,
+    /// Conflicts settled by a resolver while applying.
+    pub auto_resolved: usize,
+    /// Records whose changes could not be applied, with the reason in words. Their other
+    /// changes and every other record were applied; nothing local was touched.
+    pub rejected: Vec<(RecordId, String)>,
+}
+
+impl Inner {
+    /// Applies `incoming` in one durable write. Returns once it is on disk.
+    pub(crate) fn apply_incoming(
+        &self,
+        incoming: Vec<Incoming>,
+        origin: Origin,
+    ) -> Result<ApplySummary> {
+        self.writable()?;
+        let now = self.now();
+        let mut summary = ApplySummary::default();
+        let pending = {
+            let mut st = self.lock_state()?;
+            let mut staged = Staged::default();
+            for inc in incoming {
+                let id = inc.record;
+                let mut entry = match self.take(&mut st, id)? {
+                    Some(e) => e,
+                    None => Entry {
+                        doc: self.new_doc(),
+                        meta: RecordMeta {
+                            collection: String::new(),
+                            space: SpaceId::new("pending").expect("valid"),
+                            deleted: false,
+                            heads: Vec::new(),
+                            chunks: 0,
+                            snapshot_bytes: 0,
+                            tail_bytes: 0,
+                            created_ms: now,
+                            updated_ms: now,
+                        },
+                        committed_heads: Vec::new(),
+                        dirty: 0,
+                    },
+                };
+                let before = Before::of(self, id, &entry.doc, &entry.meta);
+                let known = before.heads.len();
+                let fresh = inc
+                    .changes
+                    .iter()
+                    .filter(|c| entry.doc.get_change_by_hash(&c.hash()).is_none())
+                    .count();
+                if let Err(e) = entry.doc.apply_changes(inc.changes) {
+                    summary
+                        .rejected
+                        .push((id, format!("its changes could not be applied: {e}")));
+                    self.put_back(&mut st, id, entry, known);
+                    continue;
+                }
+                if !entry.doc.get_missing_deps(&[]).is_empty() {
+                    summary.rejected.push((id, "it needs earlier changes this device does not have yet (import the earlier bundle first)".into()));
+                    self.put_back(&mut st, id, entry, known);
+                    continue;
+                }
+                let view = View::latest(&entry.doc);
+                let (Some(collection), Some(space)) =
+                    (view.root_str(COLLECTION_KEY), view.root_str(SPACE_KEY))
+                else {
+                    summary
+                        .rejected
+                        .push((id, "the record's creation is missing".into()));
+                    self.put_back(&mut st, id, entry, known);
+                    continue;
+                };
+                if entry.meta.heads.is_empty() {
+                    let Ok(space) = SpaceId::new(&space) else {
+                        summary
+                            .rejected
+                            .push((id, format!("invalid space name {space:?}")));
+                        continue;
+                    };
+                    if self.schema.get(&collection).is_err() {
+                        summary.rejected.push((
+                            id,
+                            format!("this app version does not know the collection {collection:?}"),
+                        ));
+                        continue;
+                    }
+                    entry.meta.collection = collection;
+                    entry.meta.space = space;
+                }
+                summary.auto_resolved += self.run_resolvers(&mut entry, now);
+                if entry.doc.get_heads() != before.heads {
+                    summary.records_changed += 1;
+                    summary.changes_applied += fresh;
+                }
+                self.stage_record(&mut st, &mut staged, id, entry, before, origin, now);
+            }
+            if staged.is_empty() {
+                return Ok(summary);
+            }
+            self.enqueue(&mut st, staged)
+        };
+        self.wait_durable(pending)?;
+        Ok(summary)
+    }
+
+    /// Puts an entry back after a rejected apply; a document that was not on disk is dropped.
+    fn put_back(
+        &self,
+        st: &mut crate::store::State,
+        id: RecordId,
+        entry: Entry,
+        known_heads: usize,
+    ) {
+        if known_heads > 0 || entry.dirty > 0 {
+            st.cache.insert(id, entry);
+        }
+    }
+
+    /// Runs the configured resolvers on conflicted fields; returns how many it settled.
+    fn run_resolvers(&self, entry: &mut Entry, now: i64) -> usize {
+        let Some(collection) = self.schema.collections.get(&entry.meta.collection) else {
+            return 0;
+        };
+        let mut settled = Vec::new();
+        for (name, field) in collection
+            .fields
+            .iter()
+            .filter(|(_, f)| f.kind == FieldKind::Versioned)
+        {
+            let Some(resolver) = self
+                .config
+                .resolvers
+                .get(&(entry.meta.collection.clone(), name.clone()))
+            else {
+                continue;
+            };
+            if let FieldValue::Conflict(candidates) =
+                View::latest(&entry.doc).field(name, field, self.device)
+            {
+                if let Some(v) = resolver(&candidates) {
+                    if Some(v.scalar_type()) == field.scalar_type() {
+                        settled.push((name.clone(), v));
+                    }
+                }
+            }
+        }
+        if settled.is_empty() {
+            return 0;
+        }
+        let options = automerge::transaction::CommitOptions::default().with_time(now);
+        let mut tx = entry.doc.transaction();
+        for (name, v) in &settled {
+            tx.put(ROOT, name.as_str(), v.to_automerge())
+                .expect("root put");
+        }
+        tx.commit_with(options);
+        settled.len()
+    }
+}

@@ -1,0 +1,430 @@
+//! Staging and group commit.
+//!
+//! A write runs in two steps. Staging, under the state lock, applies the write to the cached
+//! documents and turns it into the exact rows it will write ([`Staged`]), then appends it to
+//! a queue. Committing, outside the state lock, is done by whichever waiting writer takes the
+//! leader lock first: it drains the queue and writes every staged write it holds in one redb
+//! transaction with `Durability::Immediate`, so one fsync serves the whole group.
+//!
+//! Invariants:
+//! - Writes commit in staging order, so a write staged on top of another never becomes
+//!   durable without it.
+//! - Readers see documents as of their durable heads (`Entry::committed_heads`).
+//! - If a group fails, every write staged after it fails too and their documents are
+//!   dropped from the cache, so no later write builds on state that is not on disk.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use automerge::{Automerge, ChangeHash};
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::cache::Entry;
+use crate::doc::{View, STATE_FIELD};
+use crate::error::{Error, Result};
+use crate::schema::FieldKind;
+use crate::store::{Inner, State};
+use crate::subscribe::{ChangeEvent, Origin};
+use crate::tables::{self, JournalRow, OutboxRow, RecordMeta, RowState};
+use crate::{EventId, RecordId};
+
+/// Bytes of incremental chunks below which a record is never compacted.
+pub const COMPACT_TAIL_BYTES_MIN: u64 = 16 << 10;
+
+/// The rows one write will put on disk.
+#[derive(Default)]
+pub(crate) struct Staged {
+    records: Vec<StagedRecord>,
+    outbox: Vec<StagedOutbox>,
+    journal: Vec<(u64, Vec<u8>)>,
+    events: Vec<ChangeEvent>,
+}
+
+impl Staged {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+struct StagedRecord {
+    id: RecordId,
+    meta_row: Vec<u8>,
+    chunk: ChunkWrite,
+    index_add: Vec<Vec<u8>>,
+    index_remove: Vec<Vec<u8>>,
+    heads_after: Vec<ChangeHash>,
+    /// Every versioned field (and `_state`) with whether it is now in conflict.
+    conflicts: Vec<(String, bool)>,
+    now_ms: i64,
+}
+
+enum ChunkWrite {
+    Append { number: u32, bytes: Vec<u8> },
+    Replace { old_chunks: u32, snapshot: Vec<u8> },
+}
+
+struct StagedOutbox {
+    seq: u64,
+    record: RecordId,
+    row: Vec<u8>,
+    changes: Vec<u8>,
+}
+
+/// A staged write waiting to become durable.
+pub(crate) struct Pending {
+    staged: Mutex<Option<Staged>>,
+    done: Mutex<Option<Result<(), String>>>,
+    cv: Condvar,
+}
+
+/// How long a waiting writer sleeps before checking the leader lock again.
+const LEADER_WAIT: Duration = Duration::from_millis(5);
+
+impl Pending {
+    fn take_done(&self) -> Option<Result<(), String>> {
+        lock(&self.done).take()
+    }
+
+    fn finish(&self, result: Result<(), String>) {
+        *lock(&self.done) = Some(result);
+        self.cv.notify_all();
+    }
+
+    fn wake(&self) {
+        let _done = lock(&self.done);
+        self.cv.notify_all();
+    }
+}
+
+/// Locks a mutex whose data stays consistent across a panic (see `store::lock_state`).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A record's state before a write, to diff index keys against and to journal.
+pub(crate) struct Before {
+    pub heads: Vec<ChangeHash>,
+    pub index: BTreeSet<Vec<u8>>,
+}
+
+impl Before {
+    pub fn of(inner: &Inner, id: RecordId, doc: &Automerge, meta: &RecordMeta) -> Before {
+        let collection = inner.schema.collections.get(&meta.collection);
+        let index = match collection {
+            Some(c) if View::latest(doc).exists() => {
+                View::latest(doc).index_keys(id, &meta.collection, &meta.space, c)
+            }
+            _ => BTreeSet::new(),
+        };
+        Before {
+            heads: doc.get_heads(),
+            index,
+        }
+    }
+}
+
+impl Inner {
+    /// Turns the changes made to `entry` since `before` into rows, and puts the entry back
+    /// into the cache pinned until they are durable. `origin` decides which changes enter the
+    /// outbox: local and imported ones do (so they reach the relay), remote ones do not,
+    /// except changes this device made while applying them (resolver outcomes).
+    pub(crate) fn stage_record(
+        &self,
+        st: &mut State,
+        staged: &mut Staged,
+        id: RecordId,
+        mut entry: Entry,
+        before: Before,
+        origin: Origin,
+        now_ms: i64,
+    ) {
+        let doc = &entry.doc;
+        let heads_after = doc.get_heads();
+        if heads_after == before.heads {
+            st.cache.insert(id, entry);
+            return;
+        }
+        let view = View::latest(doc);
+        let collection = self.schema.collections.get(&entry.meta.collection);
+        let index_after = match collection {
+            Some(c) if view.exists() => {
+                view.index_keys(id, &entry.meta.collection, &entry.meta.space, c)
+            }
+            _ => BTreeSet::new(),
+        };
+        let mut conflicts = Vec::new();
+        if let Some(c) = collection {
+            for (name, field) in &c.fields {
+                if field.kind == FieldKind::Versioned {
+                    let value = view.field(name, field, self.device);
+                    conflicts.push((
+                        name.clone(),
+                        matches!(value, crate::FieldValue::Conflict(_)),
+                    ));
+                }
+            }
+        }
+        let states = view.state_candidates(self.device);
+        let state_conflict = states.iter().any(|c| c.value != states[0].value);
+        conflicts.push((STATE_FIELD.to_owned(), state_conflict));
+
+        // Persist everything after the heads already handed to the commit queue.
+        let persisted = tables::heads_from_bytes(&entry.meta.heads);
+        let tail = doc.save_after(&persisted);
+        let meta = &mut entry.meta;
+        let chunk = if meta.chunks == 0
+            || (meta.tail_bytes + tail.len() as u64 > meta.snapshot_bytes
+                && meta.tail_bytes + tail.len() as u64 > COMPACT_TAIL_BYTES_MIN)
+        {
+            let snapshot = doc.save();
+            let old_chunks = meta.chunks;
+            meta.snapshot_bytes = snapshot.len() as u64;
+            meta.tail_bytes = 0;
+            meta.chunks = 1;
+            ChunkWrite::Replace {
+                old_chunks,
+                snapshot,
+            }
+        } else {
+            let number = meta.chunks;
+            meta.tail_bytes += tail.len() as u64;
+            meta.chunks += 1;
+            ChunkWrite::Append {
+                number,
+                bytes: tail,
+            }
+        };
+        meta.heads = tables::heads_to_bytes(&heads_after);
+        meta.deleted = view.deleted();
+        meta.updated_ms = now_ms;
+
+        let journal_seq = st.journal_next;
+        st.journal_next += 1;
+        let journal = JournalRow {
+            record: id,
+            heads_before: tables::heads_to_bytes(&before.heads),
+        };
+        staged.journal.push((
+            journal_seq,
+            tables::encode_row(tables::JOURNAL_ROW_V1, &journal),
+        ));
+
+        let outgoing: Vec<_> = doc
+            .get_changes(&before.heads)
+            .into_iter()
+            .filter(|c| origin != Origin::Remote || c.actor_id() == &self.actor)
+            .collect();
+        if !outgoing.is_empty() {
+            let seq = st.outbox_next;
+            st.outbox_next += 1;
+            let raw: Vec<Vec<u8>> = outgoing.iter().map(|c| c.raw_bytes().to_vec()).collect();
+            let changes = tables::encode_row(tables::CHANGES_ROW_V1, &raw);
+            let row = OutboxRow {
+                event_id: EventId::new_v7(),
+                record: id,
+                space: meta.space.clone(),
+                change_hashes: outgoing.iter().map(|c| c.hash().0).collect(),
+                bytes: raw.iter().map(|c| c.len() as u64).sum(),
+                created_ms: now_ms,
+                attempts: 0,
+                state: RowState::Queued,
+            };
+            let row = tables::encode_row(tables::OUTBOX_ROW_V1, &row);
+            staged.outbox.push(StagedOutbox {
+                seq,
+                record: id,
+                row,
+                changes,
+            });
+        }
+
+        staged.events.push(ChangeEvent {
+            record: id,
+            collection: meta.collection.clone(),
+            space: meta.space.clone(),
+            origin,
+        });
+        staged.records.push(StagedRecord {
+            id,
+            meta_row: tables::encode_row(tables::RECORD_ROW_V1, &*meta),
+            chunk,
+            index_add: index_after.difference(&before.index).cloned().collect(),
+            index_remove: before.index.difference(&index_after).cloned().collect(),
+            heads_after,
+            conflicts,
+            now_ms,
+        });
+        entry.dirty += 1;
+        st.cache.insert(id, entry);
+    }
+
+    /// Queues a staged write for the next group commit. Call with the state lock held, right
+    /// after staging, so the queue keeps staging order.
+    pub(crate) fn enqueue(&self, st: &mut State, staged: Staged) -> Arc<Pending> {
+        let pending = Arc::new(Pending {
+            staged: Mutex::new(Some(staged)),
+            done: Mutex::new(None),
+            cv: Condvar::new(),
+        });
+        st.queue.push(pending.clone());
+        pending
+    }
+
+    /// Returns once `pending` is durable (or failed), committing a group if no other writer
+    /// is doing so.
+    pub(crate) fn wait_durable(&self, pending: Arc<Pending>) -> Result<()> {
+        loop {
+            if let Some(done) = pending.take_done() {
+                return done.map_err(Error::CommitFailed);
+            }
+            match self.leader.try_lock() {
+                Ok(leader) => {
+                    if let Some(done) = pending.take_done() {
+                        return done.map_err(Error::CommitFailed);
+                    }
+                    let batch = std::mem::take(&mut lock(&self.state).queue);
+                    self.commit_group(batch);
+                    drop(leader);
+                    // Writers that queued during this group wait for the leader lock.
+                    let queued = lock(&self.state).queue.clone();
+                    for p in queued {
+                        p.wake();
+                    }
+                }
+                Err(_) => {
+                    // Another writer is committing, maybe ours. The timeout is a backstop:
+                    // wake-ups are sent under `done`'s lock after the leader lock is free.
+                    let done = lock(&pending.done);
+                    let _ = pending.cv.wait_timeout_while(done, LEADER_WAIT, |d| {
+                        d.is_none() && self.leader_busy()
+                    });
+                }
+            }
+        }
+    }
+
+    fn leader_busy(&self) -> bool {
+        matches!(
+            self.leader.try_lock(),
+            Err(std::sync::TryLockError::WouldBlock)
+        )
+    }
+
+    fn commit_group(&self, batch: Vec<Arc<Pending>>) {
+        let staged: Vec<Staged> = batch
+            .iter()
+            .filter_map(|p| lock(&p.staged).take())
+            .collect();
+        let result = self.write_group(&staged);
+        let mut failed_later = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            match &result {
+                Ok(()) => {
+                    for s in &staged {
+                        for r in &s.records {
+                            st.cache.committed(&r.id, r.heads_after.clone());
+                        }
+                    }
+                }
+                Err(_) => {
+                    failed_later = std::mem::take(&mut st.queue);
+                    let later = failed_later.iter().filter_map(|p| lock(&p.staged).take());
+                    for s in staged.iter().chain(later.collect::<Vec<_>>().iter()) {
+                        for r in &s.records {
+                            st.cache.forget(&r.id);
+                        }
+                    }
+                }
+            }
+        }
+        let outcome = result.map_err(|e| e.to_string());
+        if outcome.is_ok() {
+            let events: Vec<ChangeEvent> = staged.into_iter().flat_map(|s| s.events).collect();
+            self.subscribers.notify(&events);
+        }
+        for p in batch.iter().chain(&failed_later) {
+            let result = match (&outcome, failed_later.iter().any(|f| Arc::ptr_eq(f, p))) {
+                (Err(e), true) => Err(format!("an earlier write failed: {e}")),
+                (o, _) => o.clone(),
+            };
+            p.finish(result);
+        }
+    }
+
+    fn write_group(&self, group: &[Staged]) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        let mut detected = 0u64;
+        let mut resolved = 0u64;
+        {
+            let mut records = txn.open_table(tables::RECORDS)?;
+            let mut chunks = txn.open_table(tables::CHUNKS)?;
+            let mut index = txn.open_table(tables::INDEX)?;
+            let mut conflicts = txn.open_table(tables::CONFLICTS)?;
+            let mut journal = txn.open_table(tables::JOURNAL)?;
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let mut outbox_changes = txn.open_table(tables::OUTBOX_CHANGES)?;
+            let mut by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
+            for s in group {
+                for r in &s.records {
+                    let key = tables::rid(r.id);
+                    records.insert(key, r.meta_row.as_slice())?;
+                    match &r.chunk {
+                        ChunkWrite::Append { number, bytes } => {
+                            chunks.insert((key, *number), bytes.as_slice())?;
+                        }
+                        ChunkWrite::Replace {
+                            old_chunks,
+                            snapshot,
+                        } => {
+                            for n in 1..*old_chunks {
+                                chunks.remove((key, n))?;
+                            }
+                            chunks.insert((key, 0), snapshot.as_slice())?;
+                        }
+                    }
+                    for k in &r.index_remove {
+                        index.remove(k.as_slice())?;
+                    }
+                    for k in &r.index_add {
+                        index.insert(k.as_slice(), ())?;
+                    }
+                    for (field, conflicted) in &r.conflicts {
+                        let k = (key, field.as_str());
+                        if *conflicted {
+                            if conflicts.get(k)?.is_none() {
+                                conflicts.insert(k, r.now_ms)?;
+                                detected += 1;
+                            }
+                        } else if conflicts.remove(k)?.is_some() {
+                            resolved += 1;
+                        }
+                    }
+                }
+                for (seq, row) in &s.journal {
+                    journal.insert(*seq, row.as_slice())?;
+                }
+                for o in &s.outbox {
+                    outbox.insert(o.seq, o.row.as_slice())?;
+                    outbox_changes.insert(o.seq, o.changes.as_slice())?;
+                    by_record.insert((tables::rid(o.record), o.seq), ())?;
+                }
+            }
+        }
+        if detected + resolved > 0 {
+            crate::conflict::count(&txn, detected, resolved)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Writes a record's full state in `txn` (used by migrations, outside the group commit).
+pub(crate) fn index_rows(txn: &WriteTransaction, add: &BTreeSet<Vec<u8>>) -> Result<()> {
+    let mut index = txn.open_table(tables::INDEX)?;
+    for k in add {
+        index.insert(k.as_slice(), ())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Errors: one enum per family of operations, and the umbrella [`Error`].
+
+use crate::value::ScalarType;
+use crate::RecordId;
+
+/// A problem with the schema or with how a call uses it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// The schema itself is malformed.
+    #[error("invalid schema: {0}")]
+    Invalid(String),
+    /// No collection of that name.
+    #[error("unknown collection {0:?}")]
+    UnknownCollection(String),
+    /// No field of that name in the collection.
+    #[error("collection {collection:?} has no field {field:?}")]
+    UnknownField {
+        /// The collection.
+        collection: String,
+        /// The field asked for.
+        field: String,
+    },
+    /// The call does not fit the field's kind (e.g. `splice_text` on a counter).
+    #[error("field {field:?} is a {kind} field; {operation} does not apply to it")]
+    WrongKind {
+        /// The field.
+        field: String,
+        /// Its kind, in words.
+        kind: &'static str,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// A value of the wrong type for the field.
+    #[error("field {field:?} holds {expected:?} values, not {got:?}")]
+    WrongType {
+        /// The field.
+        field: String,
+        /// Its declared type.
+        expected: ScalarType,
+        /// The type given.
+        got: ScalarType,
+    },
+    /// A query by a field that has no index.
+    #[error(
+        "field {collection}.{field} is not indexed; mark it indexed in the schema to query by it"
+    )]
+    NotIndexed {
+        /// The collection.
+        collection: String,
+        /// The field.
+        field: String,
+    },
+    /// The same schema version is stored with a different definition.
+    #[error("schema version {version} in the database differs from the app's schema version {version}; bump the version when the schema changes")]
+    Mismatch {
+        /// The version both claim.
+        version: u32,
+    },
+}
+
+/// A problem with a change bundle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// Not a Holdfast bundle at all.
+    #[error("this file is not a Holdfast change bundle")]
+    NotABundle,
+    /// Written by a newer format version.
+    #[error(
+        "this bundle was written by a newer version of Holdfast (format {0}); update to import it"
+    )]
+    UnsupportedVersion(u8),
+    /// Damaged: truncated, bit flips, or bytes that do not decode.
+    #[error("the bundle is damaged and was not imported: {0}")]
+    Corrupt(String),
+    /// Larger than the bundle limit.
+    #[error("the bundle is larger than {limit} bytes once unpacked")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Why a store refuses writes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadOnlyReason {
+    /// The database was written by a newer schema than the app's.
+    #[error("this data was saved by a newer version of the app (schema {stored}); this version (schema {app}) can only read it. Update the app to make changes")]
+    NewerSchema {
+        /// The schema version in the database.
+        stored: u32,
+        /// The app's schema version.
+        app: u32,
+    },
+}
+
+/// Any error from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage layer (redb, the file system) failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] redb::Error),
+    /// Schema misuse or mismatch.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// A bad bundle.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// Writes are refused.
+    #[error(transparent)]
+    ReadOnly(#[from] ReadOnlyReason),
+    /// No record with that id (or it is deleted).
+    #[error("record {0} not found")]
+    NotFound(RecordId),
+    /// The record exists but is deleted.
+    #[error("record {0} is deleted")]
+    Deleted(RecordId),
+    /// A text or list position past the end.
+    #[error("position {index} is past the end ({len}) of field {field:?}")]
+    OutOfBounds {
+        /// The field.
+        field: String,
+        /// The position asked for.
+        index: usize,
+        /// The current length.
+        len: usize,
+    },
+    /// The field has no conflict to resolve, or the resolution does not fit it.
+    #[error("cannot resolve {field:?} of record {record}: {reason}")]
+    Resolve {
+        /// The record.
+        record: RecordId,
+        /// The field.
+        field: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A stored document or row failed to decode: the file is damaged.
+    #[error("the database file is damaged: {0}")]
+    Corrupt(String),
+    /// A store method was called from inside a write closure of the same store.
+    #[error(
+        "store methods cannot be called inside a write closure; use the transaction's own methods"
+    )]
+    Reentrant,
+    /// A database format newer than this library.
+    #[error("this database uses storage format {found}; this version of Holdfast reads up to {supported}")]
+    UnsupportedFormat {
+        /// The format found.
+        found: u32,
+        /// The newest format this library reads.
+        supported: u32,
+    },
+    /// A group commit this write belonged to failed; the write did not happen.
+    #[error("the write was not saved: {0}")]
+    CommitFailed(String),
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Storage(e.into())
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl From<automerge::AutomergeError> for Error {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Error::Corrupt(format!("document: {e}"))
+    }
+}
+
+/// Shorthand for `Result<T, holdfast::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,93 @@
+//! Holdfast: a local-first document store that never loses a user's work.
+//!
+//! # The model
+//!
+//! A [`Store`] is one redb file on the device. It holds **records**, each an Automerge
+//! document belonging to one **space** (the unit of sharing: a team notebook, a job site)
+//! and one **collection** (a record type declared in the [`Schema`]). A collection declares
+//! fields, and a field's [`FieldKind`] decides how concurrent writes from several devices
+//! combine:
+//!
+//! - `Text`, `List` and `Counter` fields merge: edits interleave, increments add up.
+//! - `Lww` scalars take one of the concurrent values, chosen by Automerge's deterministic
+//!   operation order (never a wall clock).
+//! - `Versioned` scalars never pick silently: different concurrent values become a
+//!   [`FieldValue::Conflict`] with every [`Candidate`], until the app calls
+//!   [`Store::resolve`] (keep mine, use theirs, or a new value).
+//!
+//! Every write is one closure given to [`Store::write`]. When it returns, the records'
+//! changes, their index entries and an **outbox** entry per changed record are on disk
+//! (one redb transaction, `Durability::Immediate`; concurrent writers share the fsync).
+//! The outbox is what the sync worker sends; [`Store::sync_state`] and
+//! [`Store::sync_summary`] tell the app where each change is. Without a network, two stores
+//! exchange work as bundles: [`Store::export_changes`] and [`Store::import_changes`].
+//!
+//! # Example
+//!
+//! ```
+//! use holdfast::{Field, ScalarType, Schema, SpaceId, Store, StoreConfig};
+//!
+//! # fn main() -> Result<(), holdfast::Error> {
+//! let schema = Schema::new(1).collection("note", [
+//!     ("title", Field::lww(ScalarType::String)),
+//!     ("body", Field::text()),
+//!     ("status", Field::versioned(ScalarType::String).indexed()),
+//! ]);
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path().join("notes.redb"), StoreConfig::new(schema))?;
+//! let team = SpaceId::new("team-notes").unwrap();
+//!
+//! let id = store.write(|tx| {
+//!     let id = tx.create("note", &team)?;
+//!     tx.set(id, "title", "Groceries")?;
+//!     tx.splice_text(id, "body", 0, 0, "milk, eggs")?;
+//!     tx.set(id, "status", "draft")?;
+//!     Ok(id)
+//! })?; // durable here, outbox entry included
+//!
+//! let note = store.get(id)?;
+//! assert_eq!(note.text("body")?, "milk, eggs");
+//! assert_eq!(store.sync_summary()?.pending, 1);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod apply;
+mod bundle;
+mod cache;
+mod check;
+mod commit;
+mod conflict;
+mod doc;
+mod error;
+mod index;
+mod migrate;
+mod outbox;
+mod query;
+mod record;
+mod schema;
+mod store;
+mod subscribe;
+mod tables;
+mod txn;
+mod value;
+
+pub use apply::ApplySummary;
+pub use bundle::{Export, ExportMark, BUNDLE_BYTES_MAX, BUNDLE_FORMAT};
+pub use check::CheckReport;
+pub use commit::COMPACT_TAIL_BYTES_MIN;
+pub use conflict::{Conflict, ConflictCounts};
+pub use doc::{Candidate, FieldValue, STATE_FIELD};
+pub use error::{BundleError, Error, ReadOnlyReason, Result, SchemaError};
+pub use holdfast_protocol::{DeviceId, EventId, RecordId, SpaceId};
+pub use outbox::{Outbox, OutboxEntry, PendingPush, SyncState, SyncSummary};
+pub use query::{Page, PageToken, Query};
+pub use record::Record;
+pub use schema::{Collection, Field, FieldKind, Schema, NAME_BYTES_MAX};
+pub use store::{Clock, Resolver, Store, StoreConfig, DOC_CACHE_BYTES_DEFAULT};
+pub use subscribe::{ChangeEvent, Notification, Origin, Subscription, SUBSCRIPTION_BACKLOG_MAX};
+pub use txn::{Resolution, Tx};
+pub use value::{ScalarType, Value};
+
+#[cfg(test)]
+mod tests;

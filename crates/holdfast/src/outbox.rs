@@ -1,0 +1,395 @@
+//! The outbox: every local change waiting for the relay's durable acknowledgement, the sync
+//! state derived from it, and the operations the sync worker drives it with.
+//!
+//! An entry is appended in the same transaction as the change it carries. It moves
+//! `Queued → Sending → (acked: removed | Failed)`; a retryable failure is picked up again by
+//! the next batch, a permanent one waits for [`Outbox::retry_failed`] or [`Outbox::discard`].
+//! `Sending` does not survive a restart: opening the store puts such entries back in the
+//! queue, and the relay's event-id idempotency makes the resend harmless.
+
+use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::tables::{self, OutboxRow, RowState};
+use crate::{EventId, RecordId, SpaceId, Store};
+
+/// Where a change (or a record's changes) stands on its way to the relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SyncState {
+    /// Saved on this device, waiting to be sent.
+    Queued,
+    /// Being sent.
+    Syncing,
+    /// The relay stored it durably.
+    Synced,
+    /// Sending failed; `reason` is in words a person can act on.
+    Failed {
+        /// Why, in plain words.
+        reason: String,
+        /// Whether only the user can unblock it (retry or discard); otherwise it is retried.
+        permanent: bool,
+    },
+}
+
+/// One outbox entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Position in the outbox; later entries have larger numbers.
+    pub seq: u64,
+    /// The idempotency key the relay deduplicates on.
+    pub event_id: EventId,
+    /// The record changed.
+    pub record: RecordId,
+    /// The record's space.
+    pub space: SpaceId,
+    /// The Automerge changes carried.
+    pub change_hashes: Vec<[u8; 32]>,
+    /// Size of the changes in bytes.
+    pub bytes: u64,
+    /// When the change was made (ms since the epoch, this device's clock).
+    pub created_ms: i64,
+    /// How many times it was handed to the sync worker.
+    pub attempts: u32,
+    /// Its state.
+    pub state: SyncState,
+}
+
+/// An entry handed to the sync worker, with its change bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingPush {
+    /// The entry.
+    pub entry: OutboxEntry,
+    /// The raw Automerge changes, one per element.
+    pub changes: Vec<Vec<u8>>,
+}
+
+/// Totals for a status bar: "3 changes pending", "last synced 2 min ago".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSummary {
+    /// Entries queued or being sent.
+    pub pending: u64,
+    /// Entries being sent.
+    pub sending: u64,
+    /// Entries that failed (retryable or permanent).
+    pub failed: u64,
+    /// Entries that failed permanently and wait for the user.
+    pub failed_permanent: u64,
+    /// When the oldest pending entry was made (ms since the epoch).
+    pub oldest_pending_ms: Option<i64>,
+    /// When the relay last acknowledged anything (ms since the epoch).
+    pub last_synced_ms: Option<i64>,
+}
+
+/// The outbox of a store; see [`Store::outbox`].
+pub struct Outbox<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The outbox: listing for people, batches and outcomes for the sync worker.
+    pub fn outbox(&self) -> Outbox<'_> {
+        Outbox { store: self }
+    }
+
+    /// Where a record's local changes stand. A record with no pending entry is `Synced`.
+    pub fn sync_state(&self, id: RecordId) -> Result<SyncState> {
+        let txn = self.inner.db.begin_read()?;
+        let by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
+        let outbox = txn.open_table(tables::OUTBOX)?;
+        let key = tables::rid(id);
+        let mut state = SyncState::Synced;
+        for item in by_record.range((key, 0)..=(key, u64::MAX))? {
+            let seq = item?.0.value().1;
+            let Some(row) = outbox.get(seq)? else {
+                continue;
+            };
+            let row: OutboxRow = tables::decode_row(tables::OUTBOX_ROW_V1, row.value(), "outbox")?;
+            let s = public_state(&row.state);
+            if rank(&s) > rank(&state) {
+                state = s;
+            }
+        }
+        Ok(state)
+    }
+
+    /// Outbox totals and the last successful sync.
+    pub fn sync_summary(&self) -> Result<SyncSummary> {
+        let txn = self.inner.db.begin_read()?;
+        let outbox = txn.open_table(tables::OUTBOX)?;
+        let mut s = SyncSummary::default();
+        for item in outbox.iter()? {
+            let row = decode(item?.1.value())?;
+            match row.state {
+                RowState::Queued => s.pending += 1,
+                RowState::Sending => {
+                    s.pending += 1;
+                    s.sending += 1;
+                }
+                RowState::Failed { permanent, .. } => {
+                    s.failed += 1;
+                    s.failed_permanent += u64::from(permanent);
+                }
+            }
+            if !matches!(
+                row.state,
+                RowState::Failed {
+                    permanent: true,
+                    ..
+                }
+            ) {
+                s.oldest_pending_ms = Some(
+                    s.oldest_pending_ms
+                        .map_or(row.created_ms, |o| o.min(row.created_ms)),
+                );
+            }
+        }
+        let meta = txn.open_table(tables::META)?;
+        s.last_synced_ms = meta
+            .get(tables::META_LAST_SYNCED)?
+            .and_then(|v| v.value().try_into().ok())
+            .map(i64::from_le_bytes);
+        Ok(s)
+    }
+}
+
+/// Failed beats syncing beats queued beats synced, for a record's summary state.
+fn rank(s: &SyncState) -> u8 {
+    match s {
+        SyncState::Synced => 0,
+        SyncState::Queued => 1,
+        SyncState::Syncing => 2,
+        SyncState::Failed { .. } => 3,
+    }
+}
+
+fn public_state(s: &RowState) -> SyncState {
+    match s {
+        RowState::Queued => SyncState::Queued,
+        RowState::Sending => SyncState::Syncing,
+        RowState::Failed { reason, permanent } => SyncState::Failed {
+            reason: reason.clone(),
+            permanent: *permanent,
+        },
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<OutboxRow> {
+    tables::decode_row(tables::OUTBOX_ROW_V1, bytes, "outbox")
+}
+
+fn entry(seq: u64, row: OutboxRow) -> OutboxEntry {
+    OutboxEntry {
+        seq,
+        event_id: row.event_id,
+        record: row.record,
+        space: row.space,
+        change_hashes: row.change_hashes,
+        bytes: row.bytes,
+        created_ms: row.created_ms,
+        attempts: row.attempts,
+        state: public_state(&row.state),
+    }
+}
+
+impl Outbox<'_> {
+    /// Up to `limit` entries after `after` (from the start when `None`), in order.
+    pub fn list(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let txn = self.store.inner.db.begin_read()?;
+        let outbox = txn.open_table(tables::OUTBOX)?;
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        for item in outbox.range(start..)?.take(limit) {
+            let (k, v) = item?;
+            out.push(entry(k.value(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The next entries to send, in outbox order, at most `entries_max` of them and at most
+    /// `bytes_max` change bytes (always at least one entry if any is due). They are marked
+    /// `Sending`. Permanently failed entries are skipped.
+    pub fn take_batch(&self, entries_max: usize, bytes_max: u64) -> Result<Vec<PendingPush>> {
+        self.store.inner.writable()?;
+        let mut txn = self.store.inner.db.begin_write()?;
+        // Sending is not kept across a crash anyway (open re-queues it).
+        txn.set_durability(Durability::None)?;
+        let mut batch = Vec::new();
+        {
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let changes = txn.open_table(tables::OUTBOX_CHANGES)?;
+            let mut due = Vec::new();
+            let mut bytes = 0u64;
+            for item in outbox.iter()? {
+                let (k, v) = item?;
+                let row = decode(v.value())?;
+                let is_due = matches!(
+                    row.state,
+                    RowState::Queued
+                        | RowState::Failed {
+                            permanent: false,
+                            ..
+                        }
+                );
+                if !is_due {
+                    continue;
+                }
+                if !due.is_empty() && (due.len() >= entries_max || bytes + row.bytes > bytes_max) {
+                    break;
+                }
+                bytes += row.bytes;
+                due.push((k.value(), row));
+            }
+            for (seq, mut row) in due {
+                row.state = RowState::Sending;
+                row.attempts += 1;
+                outbox.insert(
+                    seq,
+                    tables::encode_row(tables::OUTBOX_ROW_V1, &row).as_slice(),
+                )?;
+                let raw = changes
+                    .get(seq)?
+                    .ok_or_else(|| Error::Corrupt(format!("outbox entry {seq} has no changes")))?;
+                let raw: Vec<Vec<u8>> =
+                    tables::decode_row(tables::CHANGES_ROW_V1, raw.value(), "outbox changes")?;
+                batch.push(PendingPush {
+                    entry: entry(seq, row),
+                    changes: raw,
+                });
+            }
+        }
+        txn.commit()?;
+        Ok(batch)
+    }
+
+    /// The relay stored these entries durably (`(seq, relay_seq)` pairs): they leave the
+    /// outbox and their records become `Synced` once nothing else is pending for them.
+    pub fn mark_acked(&self, acked: &[(u64, u64)]) -> Result<()> {
+        let txn = self.store.inner.db.begin_write()?;
+        {
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let mut changes = txn.open_table(tables::OUTBOX_CHANGES)?;
+            let mut by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
+            for (seq, _relay_seq) in acked {
+                let Some(row) = outbox.remove(*seq)? else {
+                    continue;
+                };
+                let row = decode(row.value())?;
+                changes.remove(*seq)?;
+                by_record.remove((tables::rid(row.record), *seq))?;
+            }
+            let mut meta = txn.open_table(tables::META)?;
+            let now = self.store.inner.now();
+            meta.insert(tables::META_LAST_SYNCED, now.to_le_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Sending `seq` failed. `reason` is shown to people; a `permanent` failure waits for the
+    /// user, a retryable one goes out with the next batch.
+    pub fn mark_failed(&self, seq: u64, reason: &str, permanent: bool) -> Result<()> {
+        self.update(|s, row| {
+            if s == seq {
+                row.state = RowState::Failed {
+                    reason: reason.to_owned(),
+                    permanent,
+                };
+                true
+            } else {
+                false
+            }
+        })
+        .map(|_| ())
+    }
+
+    /// Puts every `Sending` entry back in the queue (after a disconnect). Returns how many.
+    pub fn requeue_sending(&self) -> Result<usize> {
+        self.update(|_, row| {
+            let hit = row.state == RowState::Sending;
+            if hit {
+                row.state = RowState::Queued;
+            }
+            hit
+        })
+    }
+
+    /// Puts every failed entry back in the queue (the user's "Retry now"). Returns how many.
+    pub fn retry_failed(&self) -> Result<usize> {
+        self.update(|_, row| {
+            let hit = matches!(row.state, RowState::Failed { .. });
+            if hit {
+                row.state = RowState::Queued;
+            }
+            hit
+        })
+    }
+
+    /// Gives up sending entry `seq`. The change stays in the local document: nothing the
+    /// user wrote is removed, it just is not sent to the relay.
+    pub fn discard(&self, seq: u64) -> Result<bool> {
+        let txn = self.store.inner.db.begin_write()?;
+        let found = {
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let mut changes = txn.open_table(tables::OUTBOX_CHANGES)?;
+            let mut by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
+            let removed = outbox
+                .remove(seq)?
+                .map(|row| decode(row.value()))
+                .transpose()?;
+            match removed {
+                Some(row) => {
+                    changes.remove(seq)?;
+                    by_record.remove((tables::rid(row.record), seq))?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(found)
+    }
+
+    /// Rewrites the rows for which `f` returns true, durably, in one transaction.
+    fn update(&self, f: impl FnMut(u64, &mut OutboxRow) -> bool) -> Result<usize> {
+        self.store.inner.writable()?;
+        let txn = self.store.inner.db.begin_write()?;
+        let n = update_in(&txn, f)?;
+        txn.commit()?;
+        Ok(n)
+    }
+}
+
+fn update_in(
+    txn: &WriteTransaction,
+    mut f: impl FnMut(u64, &mut OutboxRow) -> bool,
+) -> Result<usize> {
+    let mut outbox = txn.open_table(tables::OUTBOX)?;
+    let mut changed = Vec::new();
+    for item in outbox.iter()? {
+        let (k, v) = item?;
+        let mut row = decode(v.value())?;
+        if f(k.value(), &mut row) {
+            changed.push((k.value(), row));
+        }
+    }
+    for (seq, row) in &changed {
+        outbox.insert(
+            *seq,
+            tables::encode_row(tables::OUTBOX_ROW_V1, row).as_slice(),
+        )?;
+    }
+    Ok(changed.len())
+}
+
+/// At open: entries that were being sent when the process stopped go back in the queue.
+pub(crate) fn requeue_sending_in(txn: &WriteTransaction) -> Result<usize> {
+    update_in(txn, |_, row| {
+        let hit = row.state == RowState::Sending;
+        if hit {
+            row.state = RowState::Queued;
+        }
+        hit
+    })
+}

@@ -1,0 +1,127 @@
+//! [`Record`]: an owned, serde-friendly snapshot of a record with typed accessors.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::doc::{Doc, FieldValue, View};
+use crate::error::{Error, Result, SchemaError};
+use crate::store::Inner;
+use crate::tables::RecordMeta;
+use crate::value::Value;
+use crate::{RecordId, SpaceId};
+
+/// A record as read: every declared field, conflicts included.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The record's id.
+    pub id: RecordId,
+    /// Its collection.
+    pub collection: String,
+    /// Its space.
+    pub space: SpaceId,
+    /// When it was created on the device that created it, if known (ms since the epoch).
+    pub created_ms: i64,
+    /// When this device last wrote or received a change to it (ms since the epoch).
+    pub updated_ms: i64,
+    /// Every declared field by name.
+    pub fields: BTreeMap<String, FieldValue>,
+}
+
+impl Record {
+    pub(crate) fn read<D: Doc>(
+        inner: &Inner,
+        id: RecordId,
+        meta: &RecordMeta,
+        view: &View<'_, D>,
+    ) -> Record {
+        let fields = inner
+            .schema
+            .collections
+            .get(&meta.collection)
+            .map(|c| {
+                c.fields
+                    .iter()
+                    .map(|(name, f)| (name.clone(), view.field(name, f, inner.device)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Record {
+            id,
+            collection: meta.collection.clone(),
+            space: meta.space.clone(),
+            created_ms: meta.created_ms,
+            updated_ms: meta.updated_ms,
+            fields,
+        }
+    }
+
+    /// A field's value.
+    pub fn field(&self, name: &str) -> Result<&FieldValue> {
+        self.fields.get(name).ok_or_else(|| {
+            SchemaError::UnknownField {
+                collection: self.collection.clone(),
+                field: name.to_owned(),
+            }
+            .into()
+        })
+    }
+
+    /// A scalar field's value (`None` when unset). A conflicted versioned field is an
+    /// error: read it with [`Record::field`] to see the candidates.
+    pub fn get(&self, name: &str) -> Result<Option<&Value>> {
+        match self.field(name)? {
+            FieldValue::Value(v) => Ok(Some(v)),
+            FieldValue::Missing => Ok(None),
+            FieldValue::Conflict(_) => Err(Error::Resolve {
+                record: self.id,
+                field: name.to_owned(),
+                reason: "it has conflicting versions; show them to the user and resolve",
+            }),
+            _ => Err(self.wrong(name, "get")),
+        }
+    }
+
+    /// A `Text` field's content.
+    pub fn text(&self, name: &str) -> Result<&str> {
+        match self.field(name)? {
+            FieldValue::Text(t) => Ok(t),
+            FieldValue::Missing => Ok(""),
+            _ => Err(self.wrong(name, "text")),
+        }
+    }
+
+    /// A `Counter` field's total.
+    pub fn counter(&self, name: &str) -> Result<i64> {
+        match self.field(name)? {
+            FieldValue::Counter(c) => Ok(*c),
+            FieldValue::Missing => Ok(0),
+            _ => Err(self.wrong(name, "counter")),
+        }
+    }
+
+    /// A `List` field's elements.
+    pub fn list(&self, name: &str) -> Result<&[Value]> {
+        match self.field(name)? {
+            FieldValue::List(items) => Ok(items),
+            FieldValue::Missing => Ok(&[]),
+            _ => Err(self.wrong(name, "list")),
+        }
+    }
+
+    /// Whether any field is in conflict.
+    pub fn has_conflicts(&self) -> bool {
+        self.fields
+            .values()
+            .any(|v| matches!(v, FieldValue::Conflict(_)))
+    }
+
+    fn wrong(&self, name: &str, operation: &'static str) -> Error {
+        SchemaError::WrongKind {
+            field: name.to_owned(),
+            kind: "another",
+            operation,
+        }
+        .into()
+    }
+}

@@ -1,0 +1,462 @@
+//! The store: opening a file, the schema check and migration at open, reads, and the write
+//! entry point (the group commit lives in `commit.rs`, the write API in `txn.rs`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::{ActorId, Automerge, LoadOptions, TextEncoding};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::cache::{DocCache, Entry};
+use crate::commit::Pending;
+use crate::doc::{self, Candidate, FieldValue, View};
+use crate::error::{Error, ReadOnlyReason, Result, SchemaError};
+use crate::record::Record;
+use crate::schema::Schema;
+use crate::subscribe::Subscribers;
+use crate::tables::{self, RecordMeta};
+use crate::txn::Tx;
+use crate::value::Value;
+use crate::{DeviceId, RecordId};
+
+/// Default memory budget for loaded documents.
+pub const DOC_CACHE_BYTES_DEFAULT: usize = 64 << 20;
+
+/// Picks a value for a conflicted versioned field, or leaves the conflict to the user.
+pub type Resolver = Arc<dyn Fn(&[Candidate]) -> Option<Value> + Send + Sync>;
+
+/// A clock in milliseconds since the Unix epoch. Times are shown to people and never decide
+/// a merge, so a skewed clock changes no outcome.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// How to open a store.
+#[derive(Clone)]
+pub struct StoreConfig {
+    pub(crate) schema: Schema,
+    pub(crate) cache_bytes: usize,
+    pub(crate) clock: Clock,
+    pub(crate) resolvers: HashMap<(String, String), Resolver>,
+}
+
+impl StoreConfig {
+    /// A configuration for the app's `schema`.
+    pub fn new(schema: Schema) -> StoreConfig {
+        StoreConfig {
+            schema,
+            cache_bytes: DOC_CACHE_BYTES_DEFAULT,
+            clock: Arc::new(system_ms),
+            resolvers: HashMap::new(),
+        }
+    }
+
+    /// The memory budget for loaded documents.
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// The clock used for timestamps (tests skew it).
+    pub fn clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// A function that settles conflicts of `collection.field` as they arrive from other
+    /// devices; returning `None` leaves the conflict for the user.
+    pub fn resolver(
+        mut self,
+        collection: &str,
+        field: &str,
+        resolver: impl Fn(&[Candidate]) -> Option<Value> + Send + Sync + 'static,
+    ) -> Self {
+        self.resolvers.insert(
+            (collection.to_owned(), field.to_owned()),
+            Arc::new(resolver),
+        );
+        self
+    }
+}
+
+fn system_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A local-first document store in one redb file. Cheap to clone; all clones share the file.
+///
+/// Every method is synchronous and may block on disk I/O: call it from a thread that may
+/// block (a UI thread's short writes are fine; async code should use a blocking pool).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub db: Database,
+    /// The schema in effect: the app's, or the newer one in the file when read-only.
+    pub schema: Schema,
+    pub device: DeviceId,
+    /// This incarnation's Automerge actor.
+    pub actor: ActorId,
+    pub read_only: Option<ReadOnlyReason>,
+    pub config: StoreConfig,
+    pub state: Mutex<State>,
+    /// Held by the writer that commits a group (see `commit.rs`).
+    pub leader: Mutex<()>,
+    pub subscribers: Subscribers,
+}
+
+/// What writers share while staging.
+pub(crate) struct State {
+    pub cache: DocCache,
+    /// Staged writes in staging order, waiting for a leader to commit them.
+    pub queue: Vec<Arc<Pending>>,
+    pub outbox_next: u64,
+    pub journal_next: u64,
+}
+
+thread_local! {
+    static IN_WRITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` marked as inside a write closure, so store calls from it fail instead of
+/// deadlocking.
+pub(crate) fn in_write<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_WRITE.with(|w| w.set(false));
+        }
+    }
+    IN_WRITE.with(|w| w.set(true));
+    let _reset = Reset;
+    f()
+}
+
+impl Store {
+    /// Creates or opens the store at `path`. On first open a [`DeviceId`] is created. The
+    /// schema is checked against the one stored: an older stored schema is migrated (in one
+    /// transaction), a newer one opens the store read-only (see [`Store::read_only`]).
+    pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        config.schema.validate()?;
+        let db = Database::builder().create(path.as_ref())?;
+        let txn = db.begin_write()?;
+        tables::create_all(&txn)?;
+        let (device, schema, read_only) = open_meta(&txn, &config.schema)?;
+        if read_only.is_none() {
+            crate::outbox::requeue_sending_in(&txn)?;
+        }
+        let outbox_next = last_key(&txn, tables::OUTBOX)? + 1;
+        let journal_next = last_key(&txn, tables::JOURNAL)? + 1;
+        txn.commit()?;
+        let inner = Arc::new(Inner {
+            db,
+            schema,
+            device,
+            actor: doc::actor_for(device),
+            read_only,
+            state: Mutex::new(State {
+                cache: DocCache::new(config.cache_bytes),
+                queue: Vec::new(),
+                outbox_next,
+                journal_next,
+            }),
+            config,
+            leader: Mutex::new(()),
+            subscribers: Subscribers::default(),
+        });
+        let store = Store { inner };
+        if let Some(reason) = &store.inner.read_only {
+            tracing::warn!(%reason, "store opened read-only");
+        }
+        Ok(store)
+    }
+
+    /// This device's id, created when the store file was first opened.
+    pub fn device_id(&self) -> DeviceId {
+        self.inner.device
+    }
+
+    /// The schema in effect.
+    pub fn schema(&self) -> &Schema {
+        &self.inner.schema
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn read_only(&self) -> Option<&ReadOnlyReason> {
+        self.inner.read_only.as_ref()
+    }
+
+    /// Runs `f` as one atomic, durable write: when `write` returns `Ok`, every change made
+    /// through the [`Tx`] and its outbox entries are on disk. If `f` returns an error nothing
+    /// is written. Concurrent writers share one commit.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.inner.writable()?;
+        let now = self.inner.now();
+        let (out, pending) = {
+            let mut st = self.inner.lock_state()?;
+            let mut tx = Tx::new(&self.inner, &mut st, now);
+            let out = match in_write(|| f(&mut tx)) {
+                Ok(out) => out,
+                Err(e) => {
+                    tx.rollback();
+                    return Err(e);
+                }
+            };
+            let staged = tx.finish();
+            if staged.is_empty() {
+                return Ok(out);
+            }
+            (out, self.inner.enqueue(&mut st, staged))
+        };
+        self.inner.wait_durable(pending)?;
+        Ok(out)
+    }
+
+    /// Reads a record. Deleted records (and records whose deletion conflicts with an edit)
+    /// are `Err(Deleted)`.
+    pub fn get(&self, id: RecordId) -> Result<Record> {
+        self.inner.read(id, |view, meta| {
+            if view.deleted() {
+                return Err(Error::Deleted(id));
+            }
+            Ok(Record::read(&self.inner, id, meta, &view))
+        })
+    }
+
+    /// Reads one field of a record without materializing the others.
+    pub fn field(&self, id: RecordId, field: &str) -> Result<FieldValue> {
+        self.inner.read(id, |view, meta| {
+            if view.deleted() {
+                return Err(Error::Deleted(id));
+            }
+            let def = self.inner.schema.field(&meta.collection, field)?;
+            Ok(view.field(field, def, self.inner.device))
+        })
+    }
+
+    /// Whether the record exists, deleted or not.
+    pub fn exists(&self, id: RecordId) -> Result<bool> {
+        match self.inner.read(id, |_, _| Ok(())) {
+            Ok(()) => Ok(true),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the record is deleted (or its deletion conflicts with an edit).
+    pub fn is_deleted(&self, id: RecordId) -> Result<bool> {
+        self.inner.read(id, |view, _| Ok(view.deleted()))
+    }
+}
+
+impl Inner {
+    pub(crate) fn now(&self) -> i64 {
+        (self.config.clock)()
+    }
+
+    pub(crate) fn writable(&self) -> Result<()> {
+        match &self.read_only {
+            Some(reason) => Err(Error::ReadOnly(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Locks the staging state; a panic in another writer leaves it consistent (a `Tx`
+    /// rolls back on drop), so poisoning is ignored.
+    pub(crate) fn lock_state(&self) -> Result<MutexGuard<'_, State>> {
+        if IN_WRITE.with(|w| w.get()) {
+            return Err(Error::Reentrant);
+        }
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs `f` on the durable state of record `id`.
+    pub(crate) fn read<T>(
+        &self,
+        id: RecordId,
+        f: impl FnOnce(View<'_, Automerge>, &RecordMeta) -> Result<T>,
+    ) -> Result<T> {
+        let mut st = self.lock_state()?;
+        let entry = self.cached(&mut st, id)?;
+        if entry.committed_heads.is_empty() {
+            // Created by a write that is not durable yet.
+            return Err(Error::NotFound(id));
+        }
+        let heads = (entry.dirty > 0).then_some(entry.committed_heads.as_slice());
+        f(
+            View {
+                doc: &entry.doc,
+                heads,
+            },
+            &entry.meta,
+        )
+    }
+
+    /// The cache entry of `id`, loading it from disk when absent.
+    pub(crate) fn cached<'s>(&self, st: &'s mut State, id: RecordId) -> Result<&'s Entry> {
+        if st.cache.get(&id).is_none() {
+            let entry = self.load(id)?.ok_or(Error::NotFound(id))?;
+            st.cache.insert(id, entry);
+        }
+        Ok(st.cache.get(&id).expect("just inserted"))
+    }
+
+    /// Takes `id` out of the cache (loading it if needed) to modify it.
+    pub(crate) fn take(&self, st: &mut State, id: RecordId) -> Result<Option<Entry>> {
+        match st.cache.take(&id) {
+            Some(e) => Ok(Some(e)),
+            None => self.load(id),
+        }
+    }
+
+    fn load(&self, id: RecordId) -> Result<Option<Entry>> {
+        let txn = self.db.begin_read()?;
+        load_entry(&txn, id, &self.actor)
+    }
+
+    pub(crate) fn new_doc(&self) -> Automerge {
+        let mut doc = Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint);
+        doc.set_actor(self.actor.clone());
+        doc
+    }
+}
+
+pub(crate) fn load_entry(
+    txn: &ReadTransaction,
+    id: RecordId,
+    actor: &ActorId,
+) -> Result<Option<Entry>> {
+    let records = txn.open_table(tables::RECORDS)?;
+    let chunks = txn.open_table(tables::CHUNKS)?;
+    load_from(&records, &chunks, id, actor)
+}
+
+/// [`load_entry`] within a write transaction (migrations).
+pub(crate) fn load_entry_in_write(
+    txn: &WriteTransaction,
+    id: RecordId,
+    actor: &ActorId,
+) -> Result<Option<Entry>> {
+    let records = txn.open_table(tables::RECORDS)?;
+    let chunks = txn.open_table(tables::CHUNKS)?;
+    load_from(&records, &chunks, id, actor)
+}
+
+fn load_from(
+    records: &impl ReadableTable<u128, &'static [u8]>,
+    chunks: &impl ReadableTable<(u128, u32), &'static [u8]>,
+    id: RecordId,
+    actor: &ActorId,
+) -> Result<Option<Entry>> {
+    let Some(row) = records.get(tables::rid(id))? else {
+        return Ok(None);
+    };
+    let meta: RecordMeta = tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
+    let mut snapshot = Vec::new();
+    let mut tail = Vec::new();
+    for item in chunks.range((tables::rid(id), 0)..=(tables::rid(id), u32::MAX))? {
+        let (key, value) = item?;
+        if key.value().1 == 0 {
+            snapshot = value.value().to_vec();
+        } else {
+            tail.extend_from_slice(value.value());
+        }
+    }
+    let mut doc = if snapshot.is_empty() {
+        Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint)
+    } else {
+        let options = LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint);
+        Automerge::load_with_options(&snapshot, options)
+            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?
+    };
+    if !tail.is_empty() {
+        doc.load_incremental(&tail)
+            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?;
+    }
+    doc.set_actor(actor.clone());
+    let committed_heads = doc.get_heads();
+    if tables::heads_to_bytes(&committed_heads) != meta.heads {
+        return Err(Error::Corrupt(format!(
+            "record {id}: document heads differ from its metadata"
+        )));
+    }
+    Ok(Some(Entry {
+        doc,
+        meta,
+        committed_heads,
+        dirty: 0,
+    }))
+}
+
+fn last_key(txn: &WriteTransaction, def: redb::TableDefinition<u64, &[u8]>) -> Result<u64> {
+    let table = txn.open_table(def)?;
+    let last = table.last()?.map(|(k, _)| k.value());
+    Ok(last.unwrap_or(0))
+}
+
+/// Reads or creates the device id, checks the format and the schema; migrates an older
+/// stored schema within `txn`.
+fn open_meta(
+    txn: &WriteTransaction,
+    app: &Schema,
+) -> Result<(DeviceId, Schema, Option<ReadOnlyReason>)> {
+    let mut meta = txn.open_table(tables::META)?;
+    let format = match meta.get(tables::META_FORMAT)? {
+        Some(v) => u32::from_le_bytes(
+            v.value()
+                .try_into()
+                .map_err(|_| Error::Corrupt("format row".into()))?,
+        ),
+        None => tables::FORMAT_VERSION,
+    };
+    if format > tables::FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            found: format,
+            supported: tables::FORMAT_VERSION,
+        });
+    }
+    meta.insert(
+        tables::META_FORMAT,
+        tables::FORMAT_VERSION.to_le_bytes().as_slice(),
+    )?;
+    let device = match meta.get(tables::META_DEVICE)? {
+        Some(v) => DeviceId::from_bytes(
+            v.value()
+                .try_into()
+                .map_err(|_| Error::Corrupt("device id row".into()))?,
+        ),
+        None => DeviceId::random(),
+    };
+    meta.insert(tables::META_DEVICE, device.as_bytes().as_slice())?;
+    let stored: Option<Schema> = match meta.get(tables::META_SCHEMA)? {
+        Some(v) => Some(tables::decode_row(1, v.value(), "schema")?),
+        None => None,
+    };
+    drop(meta);
+    match stored {
+        Some(s) if s.version > app.version => {
+            let reason = ReadOnlyReason::NewerSchema {
+                stored: s.version,
+                app: app.version,
+            };
+            Ok((device, s, Some(reason)))
+        }
+        Some(s) if s.version == app.version => {
+            if &s != app {
+                return Err(SchemaError::Mismatch { version: s.version }.into());
+            }
+            Ok((device, s, None))
+        }
+        old => {
+            if let Some(old) = &old {
+                crate::migrate::migrate(txn, old, app)?;
+            }
+            let mut meta = txn.open_table(tables::META)?;
+            meta.insert(tables::META_SCHEMA, tables::encode_row(1, app).as_slice())?;
+            Ok((device, app.clone(), None))
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Change notifications: which records changed, and whether locally or from elsewhere.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{RecordId, SpaceId};
+
+/// Notifications a subscriber may hold before it is told it lagged.
+pub const SUBSCRIPTION_BACKLOG_MAX: usize = 1024;
+
+/// Where a change came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A write on this device.
+    Local,
+    /// Another device, through the relay.
+    Remote,
+    /// Another device, through an imported bundle.
+    Import,
+}
+
+/// One record changed, durably.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// The record.
+    pub record: RecordId,
+    /// Its collection.
+    pub collection: String,
+    /// Its space.
+    pub space: SpaceId,
+    /// Where the change came from.
+    pub origin: Origin,
+}
+
+/// What a [`Subscription`] receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notification {
+    /// These records changed (one durable commit's worth).
+    Changed(Vec<ChangeEvent>),
+    /// The subscriber fell behind and notifications were dropped: refresh everything.
+    Lagged,
+}
+
+/// A stream of change notifications. Dropping it unsubscribes.
+pub struct Subscription {
+    rx: Receiver<Vec<ChangeEvent>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Subscription {
+    /// Waits up to `timeout` for the next notification.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Notification> {
+        if let Some(n) = self.check_lagged() {
+            return Some(n);
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(events) => Some(Notification::Changed(events)),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => self.check_lagged(),
+        }
+    }
+
+    /// The next notification if one is waiting.
+    pub fn try_recv(&self) -> Option<Notification> {
+        self.check_lagged()
+            .or_else(|| self.rx.try_recv().ok().map(Notification::Changed))
+    }
+
+    fn check_lagged(&self) -> Option<Notification> {
+        if self.lagged.swap(false, Ordering::AcqRel) {
+            while self.rx.try_recv().is_ok() {}
+            return Some(Notification::Lagged);
+        }
+        None
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    list: Mutex<Vec<(SyncSender<Vec<ChangeEvent>>, Arc<AtomicBool>)>>,
+}
+
+impl Subscribers {
+    pub fn subscribe(&self) -> Subscription {
+        let (tx, rx) = sync_channel(SUBSCRIPTION_BACKLOG_MAX);
+        let lagged = Arc::new(AtomicBool::new(false));
+        crate::commit::lock(&self.list).push((tx, lagged.clone()));
+        Subscription { rx, lagged }
+    }
+
+    /// Sends `events` to every subscriber without ever blocking the writer.
+    pub fn notify(&self, events: &[ChangeEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        crate::commit::lock(&self.list).retain(|(tx, lagged)| match tx.try_send(events.to_vec()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                lagged.store(true, Ordering::Release);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        });
+    }
+}
+
+impl crate::Store {
+    /// Subscribes to change notifications (local writes, imports, and later remote changes),
+    /// each sent once the change is durable.
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.subscribers.subscribe()
+    }
+}

@@ -1,0 +1,471 @@
+//! The write transaction handed to [`Store::write`](crate::Store::write) closures.
+
+use automerge::transaction::{CommitOptions, OwnedTransaction, Transactable};
+use automerge::{ObjType, ReadDoc, ScalarValue, ROOT};
+
+use crate::cache::Entry;
+use crate::commit::{Before, Staged};
+use crate::doc::{self, Candidate, FieldValue, View, DELETED, LIVE, STATE_FIELD};
+use crate::error::{Error, Result, SchemaError};
+use crate::record::Record;
+use crate::schema::{Field, FieldKind};
+use crate::store::{Inner, State};
+use crate::subscribe::Origin;
+use crate::tables::RecordMeta;
+use crate::value::Value;
+use crate::{RecordId, SpaceId};
+
+/// How to settle a conflicted field.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Resolution {
+    /// Keep the value written on this device.
+    KeepMine,
+    /// Take the other device's value (the most recent by its author's clock if several).
+    UseTheirs,
+    /// Write a new value (for example a merge of the candidates).
+    Value(Value),
+}
+
+/// A write in progress: every change made through it becomes durable together when the
+/// closure returns `Ok`, or is discarded when it returns `Err`.
+pub struct Tx<'s> {
+    inner: &'s Inner,
+    st: &'s mut State,
+    now_ms: i64,
+    touched: Vec<Touched>,
+}
+
+struct Touched {
+    id: RecordId,
+    txn: Option<OwnedTransaction>,
+    meta: RecordMeta,
+    committed_heads: Vec<automerge::ChangeHash>,
+    dirty: u32,
+    before: Before,
+    /// Set when this write decided the record's `_state` (delete, restore, resolve).
+    state_written: bool,
+}
+
+impl Touched {
+    fn txn(&mut self) -> &mut OwnedTransaction {
+        self.txn.as_mut().expect("open until finish")
+    }
+
+    fn view(&self) -> View<'_, OwnedTransaction> {
+        View::latest(self.txn.as_ref().expect("open until finish"))
+    }
+}
+
+impl<'s> Tx<'s> {
+    pub(crate) fn new(inner: &'s Inner, st: &'s mut State, now_ms: i64) -> Self {
+        Tx {
+            inner,
+            st,
+            now_ms,
+            touched: Vec::new(),
+        }
+    }
+
+    /// Creates a record of `collection` in `space` with a new UUID v7 id. Its collaborative
+    /// fields start empty, counters at zero, scalars unset.
+    pub fn create(&mut self, collection: &str, space: &SpaceId) -> Result<RecordId> {
+        let def = self.inner.schema.get(collection)?;
+        let id = RecordId::new_v7();
+        let mut txn = self
+            .inner
+            .new_doc()
+            .into_transaction(None, None)
+            .expect("no patch log");
+        txn.put(ROOT, doc::COLLECTION_KEY, collection)?;
+        txn.put(ROOT, doc::SPACE_KEY, space.as_str())?;
+        for (name, field) in &def.fields {
+            init_field(&mut txn, name, field)?;
+        }
+        let meta = RecordMeta {
+            collection: collection.to_owned(),
+            space: space.clone(),
+            deleted: false,
+            heads: Vec::new(),
+            chunks: 0,
+            snapshot_bytes: 0,
+            tail_bytes: 0,
+            created_ms: self.now_ms,
+            updated_ms: self.now_ms,
+        };
+        self.touched.push(Touched {
+            id,
+            txn: Some(txn),
+            meta,
+            committed_heads: Vec::new(),
+            dirty: 0,
+            before: Before {
+                heads: Vec::new(),
+                index: Default::default(),
+            },
+            state_written: false,
+        });
+        Ok(id)
+    }
+
+    /// Sets an `Lww` or `Versioned` field. On a conflicted versioned field this is a
+    /// resolution: the new value supersedes every candidate.
+    pub fn set(&mut self, id: RecordId, field: &str, value: impl Into<Value>) -> Result<()> {
+        let value = value.into();
+        let (t, def) = self.live(id, field)?;
+        expect_kind(field, &def, &[FieldKind::Lww, FieldKind::Versioned], "set")?;
+        check_type(field, &def, &value)?;
+        t.txn().put(ROOT, field, value.to_automerge())?;
+        Ok(())
+    }
+
+    /// Replaces `delete` characters at `pos` of a `Text` field with `text`. Positions count
+    /// Unicode scalar values.
+    pub fn splice_text(
+        &mut self,
+        id: RecordId,
+        field: &str,
+        pos: usize,
+        delete: usize,
+        text: &str,
+    ) -> Result<()> {
+        let (t, def) = self.live(id, field)?;
+        expect_kind(field, &def, &[FieldKind::Text], "splice_text")?;
+        let obj = container(t, field, ObjType::Text)?;
+        let len = t.txn().length(&obj);
+        if pos > len || delete > len - pos {
+            return Err(Error::OutOfBounds {
+                field: field.to_owned(),
+                index: pos + delete,
+                len,
+            });
+        }
+        t.txn().splice_text(&obj, pos, delete as isize, text)?;
+        Ok(())
+    }
+
+    /// Adds `by` (which may be negative) to a `Counter` field.
+    pub fn increment(&mut self, id: RecordId, field: &str, by: i64) -> Result<()> {
+        let (t, def) = self.live(id, field)?;
+        expect_kind(field, &def, &[FieldKind::Counter], "increment")?;
+        if t.txn().get(ROOT, field)?.is_none() {
+            t.txn().put(ROOT, field, ScalarValue::counter(0))?;
+        }
+        t.txn().increment(ROOT, field, by)?;
+        Ok(())
+    }
+
+    /// Inserts `value` at `index` of a `List` field (`index == len` appends).
+    pub fn list_insert(
+        &mut self,
+        id: RecordId,
+        field: &str,
+        index: usize,
+        value: impl Into<Value>,
+    ) -> Result<()> {
+        let value = value.into();
+        let (t, def) = self.live(id, field)?;
+        expect_kind(field, &def, &[FieldKind::List], "list_insert")?;
+        check_type(field, &def, &value)?;
+        let obj = container(t, field, ObjType::List)?;
+        let len = t.txn().length(&obj);
+        if index > len {
+            return Err(Error::OutOfBounds {
+                field: field.to_owned(),
+                index,
+                len,
+            });
+        }
+        t.txn().insert(&obj, index, value.to_automerge())?;
+        Ok(())
+    }
+
+    /// Appends `value` to a `List` field.
+    pub fn list_push(&mut self, id: RecordId, field: &str, value: impl Into<Value>) -> Result<()> {
+        let len = match self.record_field(id, field)? {
+            FieldValue::List(items) => items.len(),
+            _ => 0,
+        };
+        self.list_insert(id, field, len, value)
+    }
+
+    /// Removes the element at `index` of a `List` field.
+    pub fn list_delete(&mut self, id: RecordId, field: &str, index: usize) -> Result<()> {
+        let (t, def) = self.live(id, field)?;
+        expect_kind(field, &def, &[FieldKind::List], "list_delete")?;
+        let obj = container(t, field, ObjType::List)?;
+        let len = t.txn().length(&obj);
+        if index >= len {
+            return Err(Error::OutOfBounds {
+                field: field.to_owned(),
+                index,
+                len,
+            });
+        }
+        t.txn().delete(&obj, index)?;
+        Ok(())
+    }
+
+    /// Deletes a record: it is hidden from reads and queries until restored. The deletion
+    /// syncs like any change; an edit made concurrently elsewhere turns it into a conflict on
+    /// [`STATE_FIELD`] rather than silently winning or losing.
+    pub fn delete(&mut self, id: RecordId) -> Result<()> {
+        let t = self.touch(id)?;
+        if !t.view().deleted() {
+            t.txn().put(ROOT, STATE_FIELD, DELETED)?;
+        }
+        t.state_written = true;
+        Ok(())
+    }
+
+    /// Undoes a delete (also settles a delete/edit conflict in favour of the edit).
+    pub fn restore(&mut self, id: RecordId) -> Result<()> {
+        let t = self.touch(id)?;
+        if t.view().deleted() {
+            t.txn().put(ROOT, STATE_FIELD, doc::live_marker())?;
+        }
+        t.state_written = true;
+        Ok(())
+    }
+
+    /// Settles a conflicted `Versioned` field, or a delete/edit conflict ([`STATE_FIELD`]).
+    /// The chosen value is written as a new change that supersedes every candidate, so it
+    /// settles the conflict on every device it syncs to.
+    pub fn resolve(&mut self, id: RecordId, field: &str, resolution: Resolution) -> Result<()> {
+        let inner = self.inner;
+        let me = inner.device;
+        let reject = |reason| Error::Resolve {
+            record: id,
+            field: field.to_owned(),
+            reason,
+        };
+        let t = self.touch(id)?;
+        let candidates = if field == STATE_FIELD {
+            t.view().state_candidates(me)
+        } else {
+            let def = inner.schema.field(&t.meta.collection, field)?.clone();
+            expect_kind(field, &def, &[FieldKind::Versioned], "resolve")?;
+            match t.view().field(field, &def, me) {
+                FieldValue::Conflict(c) => c,
+                _ => Vec::new(),
+            }
+        };
+        if candidates.len() < 2 || candidates.iter().all(|c| c.value == candidates[0].value) {
+            return Err(reject("there is no conflict to resolve"));
+        }
+        let pick = |mine: bool| -> Option<Value> {
+            candidates
+                .iter()
+                .filter(|c| c.mine == mine)
+                .max_by_key(|c| c.at_ms)
+                .map(|c| c.value.clone())
+        };
+        let value = match resolution {
+            Resolution::KeepMine => {
+                pick(true).ok_or_else(|| reject("none of the versions was made on this device"))?
+            }
+            Resolution::UseTheirs => {
+                pick(false).ok_or_else(|| reject("every version was made on this device"))?
+            }
+            Resolution::Value(v) => v,
+        };
+        let t = self.touch(id)?;
+        if field == STATE_FIELD {
+            match value.as_str() {
+                Some(s) if s == LIVE => t.txn().put(ROOT, STATE_FIELD, doc::live_marker())?,
+                Some(s) if s == DELETED => t.txn().put(ROOT, STATE_FIELD, DELETED)?,
+                _ => return Err(reject("the record state is either \"live\" or \"deleted\"")),
+            }
+            t.state_written = true;
+        } else {
+            let def = inner.schema.field(&t.meta.collection, field)?.clone();
+            check_type(field, &def, &value)?;
+            t.txn().put(ROOT, field, value.to_automerge())?;
+        }
+        Ok(())
+    }
+
+    /// Reads a record as this write has left it so far.
+    pub fn get(&mut self, id: RecordId) -> Result<Record> {
+        let inner = self.inner;
+        let t = self.touch(id)?;
+        if t.view().deleted() {
+            return Err(Error::Deleted(id));
+        }
+        Ok(Record::read(inner, id, &t.meta, &t.view()))
+    }
+
+    /// The candidates of a conflicted versioned field, as this write sees them.
+    pub fn candidates(&mut self, id: RecordId, field: &str) -> Result<Vec<Candidate>> {
+        Ok(match self.record_field(id, field)? {
+            FieldValue::Conflict(c) => c,
+            _ => Vec::new(),
+        })
+    }
+
+    fn record_field(&mut self, id: RecordId, field: &str) -> Result<FieldValue> {
+        let me = self.inner.device;
+        let (t, def) = self.live(id, field)?;
+        Ok(t.view().field(field, &def, me))
+    }
+
+    /// The touched record and the field's definition; errors if the record is deleted.
+    fn live(&mut self, id: RecordId, field: &str) -> Result<(&mut Touched, Field)> {
+        let inner = self.inner;
+        let t = self.touch(id)?;
+        let def = inner.schema.field(&t.meta.collection, field)?.clone();
+        if t.view().deleted() {
+            return Err(Error::Deleted(id));
+        }
+        Ok((t, def))
+    }
+
+    fn touch(&mut self, id: RecordId) -> Result<&mut Touched> {
+        if let Some(i) = self.touched.iter().position(|t| t.id == id) {
+            return Ok(&mut self.touched[i]);
+        }
+        let Entry {
+            doc,
+            meta,
+            committed_heads,
+            dirty,
+        } = self.inner.take(self.st, id)?.ok_or(Error::NotFound(id))?;
+        let before = Before::of(self.inner, id, &doc, &meta);
+        let txn = doc.into_transaction(None, None).expect("no patch log");
+        self.touched.push(Touched {
+            id,
+            txn: Some(txn),
+            meta,
+            committed_heads,
+            dirty,
+            before,
+            state_written: false,
+        });
+        Ok(self.touched.last_mut().expect("just pushed"))
+    }
+
+    /// Discards every change and puts the documents back as they were.
+    pub(crate) fn rollback(mut self) {
+        self.rollback_all();
+    }
+
+    fn rollback_all(&mut self) {
+        for mut t in self.touched.drain(..) {
+            let (doc, _) = t.txn.take().expect("open until finish").rollback();
+            if !t.before.heads.is_empty() {
+                let entry = Entry {
+                    doc,
+                    meta: t.meta,
+                    committed_heads: t.committed_heads,
+                    dirty: t.dirty,
+                };
+                self.st.cache.insert(t.id, entry);
+            }
+        }
+    }
+
+    /// Commits the Automerge transactions and stages the rows to write.
+    pub(crate) fn finish(mut self) -> Staged {
+        let mut staged = Staged::default();
+        for mut t in std::mem::take(&mut self.touched) {
+            let mut txn = t.txn.take().expect("open until finish");
+            let changed = txn.pending_ops() > 0;
+            if changed && !t.state_written {
+                // Every edit re-asserts "live", so a concurrent delete becomes a conflict.
+                txn.put(ROOT, STATE_FIELD, doc::live_marker())
+                    .expect("root put");
+            }
+            let doc = if changed {
+                txn.commit_with(CommitOptions::default().with_time(self.now_ms))
+                    .0
+            } else {
+                txn.rollback().0
+            };
+            if !changed && t.before.heads.is_empty() {
+                continue;
+            }
+            let entry = Entry {
+                doc,
+                meta: t.meta,
+                committed_heads: t.committed_heads,
+                dirty: t.dirty,
+            };
+            self.inner.stage_record(
+                self.st,
+                &mut staged,
+                t.id,
+                entry,
+                t.before,
+                Origin::Local,
+                self.now_ms,
+            );
+        }
+        staged
+    }
+}
+
+impl Drop for Tx<'_> {
+    /// A closure that panicked leaves the cache as it found it.
+    fn drop(&mut self) {
+        self.rollback_all();
+    }
+}
+
+pub(crate) fn init_field(txn: &mut OwnedTransaction, name: &str, field: &Field) -> Result<()> {
+    if let Some(ty) = doc::container_type(field.kind) {
+        txn.put_object(ROOT, name, ty)?;
+    } else if field.kind == FieldKind::Counter {
+        txn.put(ROOT, name, ScalarValue::counter(0))?;
+    }
+    Ok(())
+}
+
+/// The container of a Text or List field, created if a later schema added the field.
+fn container(t: &mut Touched, field: &str, ty: ObjType) -> Result<automerge::ObjId> {
+    match t.view().container(field) {
+        Some(obj) => Ok(obj),
+        None => Ok(t.txn().put_object(ROOT, field, ty)?),
+    }
+}
+
+fn kind_name(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Text => "text",
+        FieldKind::List => "list",
+        FieldKind::Counter => "counter",
+        FieldKind::Lww => "lww",
+        FieldKind::Versioned => "versioned",
+    }
+}
+
+fn expect_kind(
+    name: &str,
+    def: &Field,
+    kinds: &[FieldKind],
+    operation: &'static str,
+) -> Result<()> {
+    if kinds.contains(&def.kind) {
+        Ok(())
+    } else {
+        Err(SchemaError::WrongKind {
+            field: name.to_owned(),
+            kind: kind_name(def.kind),
+            operation,
+        }
+        .into())
+    }
+}
+
+fn check_type(name: &str, def: &Field, value: &Value) -> Result<()> {
+    let expected = def.scalar_type().expect("scalar or list field");
+    if value.scalar_type() == expected {
+        Ok(())
+    } else {
+        Err(SchemaError::WrongType {
+            field: name.to_owned(),
+            expected,
+            got: value.scalar_type(),
+        }
+        .into())
+    }
+}

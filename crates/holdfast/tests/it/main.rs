@@ -1,0 +1,9 @@
+//! Integration tests of the device store: real redb files in temporary directories, and
+//! real child processes for the crash tests.
+
+mod api;
+mod bad_input;
+mod crash;
+mod merge;
+mod outbox;
+mod util;

@@ -1,0 +1,128 @@
+//! Shared helpers: the notes schema, opening stores, a seeded PRNG.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use holdfast::{Field, ScalarType, Schema, SpaceId, Store, StoreConfig};
+
+pub fn schema() -> Schema {
+    Schema::new(1)
+        .collection(
+            "note",
+            [
+                ("title", Field::lww(ScalarType::String)),
+                ("body", Field::text()),
+                ("tags", Field::list(ScalarType::String)),
+                ("status", Field::versioned(ScalarType::String).indexed()),
+                ("priority", Field::lww(ScalarType::I64).indexed()),
+                ("views", Field::counter()),
+            ],
+        )
+        .collection(
+            "item",
+            [
+                ("name", Field::lww(ScalarType::String)),
+                ("price", Field::versioned(ScalarType::F64)),
+                ("on_hand", Field::counter()),
+            ],
+        )
+}
+
+pub fn space(name: &str) -> SpaceId {
+    SpaceId::new(name).unwrap()
+}
+
+pub struct TestStore {
+    pub store: Store,
+    pub path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    /// Closes the store and opens the same file again.
+    pub fn reopen(self) -> TestStore {
+        let TestStore { store, path, dir } = self;
+        drop(store);
+        let store = reopen(&path);
+        TestStore { store, path, dir }
+    }
+
+    /// Closes the store, leaving the file for `Store::check` or another process.
+    pub fn close(self) -> (PathBuf, tempfile::TempDir) {
+        (self.path, self.dir)
+    }
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+pub fn open() -> TestStore {
+    open_with(StoreConfig::new(schema()))
+}
+
+pub fn open_with(config: StoreConfig) -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Store::open(&path, config).unwrap();
+    TestStore { store, path, dir }
+}
+
+/// A store whose clock is `offset_ms` away from real time and advances 1 ms per call.
+pub fn open_skewed(offset_ms: i64) -> TestStore {
+    let base = AtomicI64::new(1_800_000_000_000 + offset_ms);
+    let base = Arc::new(base);
+    open_with(StoreConfig::new(schema()).clock(move || base.fetch_add(1, Ordering::Relaxed)))
+}
+
+pub fn reopen(path: &Path) -> Store {
+    Store::open(path, StoreConfig::new(schema())).unwrap()
+}
+
+/// Moves every change from `from` to `to` through a bundle.
+pub fn sync_one_way(from: &Store, to: &Store) {
+    let export = from.export_changes(None, None).unwrap();
+    let summary = to.import_changes(&export.bytes).unwrap();
+    assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
+}
+
+pub fn sync_both(a: &Store, b: &Store) {
+    sync_one_way(a, b);
+    sync_one_way(b, a);
+}
+
+/// splitmix64: small, seedable, good enough to drive tests.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `HOLDFAST_SEED` or the clock; prints the seed so a failure can be replayed.
+    pub fn from_env(test: &str) -> Rng {
+        let seed = std::env::var("HOLDFAST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{test}: seed {seed} (replay with HOLDFAST_SEED={seed})");
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
