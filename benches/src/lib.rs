@@ -1,1 +1,92 @@
-//! Benchmark support.
+//! Shared set-up for Holdfast benchmarks: the schema and workloads they run, and the raw
+//! baselines they are compared against in the same run.
+
+use std::path::Path;
+
+use holdfast::{Field, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig};
+
+/// The notes schema every benchmark uses.
+pub fn schema() -> Schema {
+    Schema::new(1).collection(
+        "note",
+        [
+            ("title", Field::lww(ScalarType::String)),
+            ("body", Field::text()),
+            ("status", Field::versioned(ScalarType::String).indexed()),
+            ("count", Field::counter()),
+        ],
+    )
+}
+
+/// Opens a fresh store at `path`.
+pub fn open(path: &Path) -> Store {
+    Store::open(path, StoreConfig::new(schema())).expect("open store")
+}
+
+/// Creates one note to edit.
+pub fn create_note(store: &Store) -> RecordId {
+    let space = SpaceId::new("bench").expect("valid space");
+    store
+        .write(|tx| {
+            let id = tx.create("note", &space)?;
+            tx.set(id, "title", "benchmark")?;
+            tx.set(id, "status", "draft")?;
+            Ok(id)
+        })
+        .expect("create")
+}
+
+/// One typical small durable write: a title change and ten typed characters.
+pub fn small_edit(store: &Store, id: RecordId, n: u64) {
+    store
+        .write(|tx| {
+            tx.set(id, "title", format!("title {n}"))?;
+            tx.splice_text(id, "body", 0, 0, "0123456789")
+        })
+        .expect("write");
+}
+
+/// The change bytes one [`small_edit`] produces, measured on a scratch store.
+pub fn small_edit_change_bytes(dir: &Path) -> u64 {
+    let store = open(&dir.join("measure.redb"));
+    let id = create_note(&store);
+    let before = store.outbox().list(None, usize::MAX).expect("list").len();
+    small_edit(&store, id, 0);
+    let entries = store.outbox().list(None, usize::MAX).expect("list");
+    entries[before].bytes
+}
+
+const RAW: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raw");
+
+/// The baseline: a bare redb database committing `payload` bytes per transaction with
+/// `Durability::Immediate` (redb's default).
+pub struct RawRedb {
+    db: redb::Database,
+    payload: Vec<u8>,
+    next: u64,
+}
+
+impl RawRedb {
+    /// A new database at `path` whose commits carry `payload_bytes` each.
+    pub fn open(path: &Path, payload_bytes: usize) -> RawRedb {
+        let db = redb::Database::create(path).expect("create redb");
+        RawRedb {
+            db,
+            payload: vec![7; payload_bytes],
+            next: 0,
+        }
+    }
+
+    /// One durable commit.
+    pub fn commit_one(&mut self) {
+        let txn = self.db.begin_write().expect("begin");
+        {
+            let mut table = txn.open_table(RAW).expect("table");
+            table
+                .insert(self.next, self.payload.as_slice())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+        self.next += 1;
+    }
+}

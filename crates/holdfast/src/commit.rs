@@ -157,17 +157,11 @@ impl Inner {
         if let Some(c) = collection {
             for (name, field) in &c.fields {
                 if field.kind == FieldKind::Versioned {
-                    let value = view.field(name, field, self.device);
-                    conflicts.push((
-                        name.clone(),
-                        matches!(value, crate::FieldValue::Conflict(_)),
-                    ));
+                    conflicts.push((name.clone(), view.conflicted(name, field)));
                 }
             }
         }
-        let states = view.state_candidates(self.device);
-        let state_conflict = states.iter().any(|c| c.value != states[0].value);
-        conflicts.push((STATE_FIELD.to_owned(), state_conflict));
+        conflicts.push((STATE_FIELD.to_owned(), view.state_conflicted()));
 
         // Persist everything after the heads already handed to the commit queue.
         let persisted = tables::heads_from_bytes(&entry.meta.heads);

@@ -55,9 +55,9 @@ impl Store {
         let me = self.inner.device;
         self.inner.read(id, |view, meta| {
             if field == STATE_FIELD {
-                let c = view.state_candidates(me);
-                return Ok(if c.iter().any(|x| x.value != c[0].value) {
-                    c
+                let conflicted = view.state_conflicted();
+                return Ok(if conflicted {
+                    view.state_candidates(me)
                 } else {
                     Vec::new()
                 });

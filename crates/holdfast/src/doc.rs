@@ -193,26 +193,49 @@ impl<'a, D: Doc> View<'a, D> {
             }
             FieldKind::Versioned => {
                 let ty = field.scalar_type().expect("validated");
-                let candidates = self.candidates(name, |s| Value::from_automerge(ty, s), me);
-                settle(candidates)
+                let raw = self.raw_candidates(name, |s| Value::from_automerge(ty, s));
+                match raw.len() {
+                    0 => FieldValue::Missing,
+                    _ if all_equal(&raw) => {
+                        FieldValue::Value(raw.into_iter().next().expect("non-empty").0)
+                    }
+                    _ => FieldValue::Conflict(self.describe(raw, me)),
+                }
             }
         }
     }
 
-    /// The concurrent values at `key`, each with its author and time.
-    pub fn candidates(
+    /// Whether a versioned field holds concurrent different values (cheaper than reading
+    /// the candidates: no authors, no times).
+    pub fn conflicted(&self, name: &str, field: &Field) -> bool {
+        let ty = field.scalar_type().expect("validated");
+        !all_equal(&self.raw_candidates(name, |s| Value::from_automerge(ty, s)))
+    }
+
+    /// Whether a delete is concurrent with an edit.
+    pub fn state_conflicted(&self) -> bool {
+        !all_equal(&self.raw_candidates(STATE_FIELD, state_value))
+    }
+
+    /// The concurrent values at `key` with the operations that wrote them.
+    fn raw_candidates(
         &self,
         key: &str,
         convert: impl Fn(&ScalarValue) -> Option<Value>,
-        me: DeviceId,
-    ) -> Vec<Candidate> {
+    ) -> Vec<(Value, ExId)> {
         self.get_all(&ROOT, key)
             .into_iter()
-            .filter_map(|(v, op)| {
-                let automerge::Value::Scalar(s) = v else {
-                    return None;
-                };
-                let value = convert(&s)?;
+            .filter_map(|(v, op)| match v {
+                automerge::Value::Scalar(s) => Some((convert(&s)?, op)),
+                automerge::Value::Object(_) => None,
+            })
+            .collect()
+    }
+
+    /// Adds each candidate's author and time (looked up from the change that wrote it).
+    fn describe(&self, raw: Vec<(Value, ExId)>, me: DeviceId) -> Vec<Candidate> {
+        raw.into_iter()
+            .map(|(value, op)| {
                 let device = match &op {
                     ExId::Id(_, actor, _) => device_of(actor),
                     ExId::Root => None,
@@ -222,28 +245,19 @@ impl<'a, D: Doc> View<'a, D> {
                     .change_of(&op)
                     .and_then(|h| self.doc.get_change_by_hash(&h))
                     .map_or(0, |c| c.timestamp());
-                Some(Candidate {
+                Candidate {
                     value,
                     device,
                     at_ms,
                     mine: device == Some(me),
-                })
+                }
             })
             .collect()
     }
 
     /// Candidates of the `_state` key, as the strings `"live"` and `"deleted"`.
     pub fn state_candidates(&self, me: DeviceId) -> Vec<Candidate> {
-        self.candidates(
-            STATE_FIELD,
-            |s| {
-                let deleted = matches!(s, ScalarValue::Str(s) if s == DELETED);
-                Some(Value::String(
-                    if deleted { DELETED } else { LIVE }.to_owned(),
-                ))
-            },
-            me,
-        )
+        self.describe(self.raw_candidates(STATE_FIELD, state_value), me)
     }
 
     /// The index keys this state of record implies (none when deleted).
@@ -279,15 +293,17 @@ impl<'a, D: Doc> View<'a, D> {
     }
 }
 
-/// Equal candidate values settle by themselves; different ones are a conflict.
-fn settle(mut candidates: Vec<Candidate>) -> FieldValue {
-    match candidates.len() {
-        0 => FieldValue::Missing,
-        _ if candidates.iter().all(|c| c.value == candidates[0].value) => {
-            FieldValue::Value(candidates.swap_remove(0).value)
-        }
-        _ => FieldValue::Conflict(candidates),
-    }
+/// Equal candidate values settle by themselves; only different ones are a conflict.
+fn all_equal(raw: &[(Value, ExId)]) -> bool {
+    raw.iter().all(|(v, _)| *v == raw[0].0)
+}
+
+/// A `_state` value as `"deleted"` or `"live"` (any live marker).
+fn state_value(s: &ScalarValue) -> Option<Value> {
+    let deleted = matches!(s, ScalarValue::Str(s) if s == DELETED);
+    Some(Value::String(
+        if deleted { DELETED } else { LIVE }.to_owned(),
+    ))
 }
 
 /// A `_state` value meaning live, distinct from every earlier one.

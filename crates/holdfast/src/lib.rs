@@ -91,3 +91,8 @@ pub use value::{ScalarType, Value};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's embedding example, compiled and run as a doc-test.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

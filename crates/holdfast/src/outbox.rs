@@ -290,18 +290,24 @@ impl Outbox<'_> {
     /// Sending `seq` failed. `reason` is shown to people; a `permanent` failure waits for the
     /// user, a retryable one goes out with the next batch.
     pub fn mark_failed(&self, seq: u64, reason: &str, permanent: bool) -> Result<()> {
-        self.update(|s, row| {
-            if s == seq {
+        self.store.inner.writable()?;
+        let txn = self.store.inner.db.begin_write()?;
+        {
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let row = outbox.get(seq)?.map(|v| decode(v.value())).transpose()?;
+            if let Some(mut row) = row {
                 row.state = RowState::Failed {
                     reason: reason.to_owned(),
                     permanent,
                 };
-                true
-            } else {
-                false
+                outbox.insert(
+                    seq,
+                    tables::encode_row(tables::OUTBOX_ROW_V1, &row).as_slice(),
+                )?;
             }
-        })
-        .map(|_| ())
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Puts every `Sending` entry back in the queue (after a disconnect). Returns how many.

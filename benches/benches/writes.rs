@@ -1,0 +1,77 @@
+//! Durable local writes versus raw redb `Immediate` commits of comparable bytes, in one run.
+//!
+//! - `raw_redb/commit`: one redb transaction carrying as many bytes as a store write puts on
+//!   disk (its change twice — chunk and outbox — plus ~300 bytes of metadata rows).
+//! - `store/single_writer`: one thread, one durable write at a time.
+//! - `store/8_writers`: eight threads writing to their own records; reported per write, so
+//!   the single-writer time divided by this is the group-commit speed-up.
+//!
+//! Run: `cargo bench -p holdfast-benches --bench writes`
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use holdfast_benches::{create_note, open, small_edit, small_edit_change_bytes, RawRedb};
+
+fn writes(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let change_bytes = small_edit_change_bytes(dir.path());
+    let payload = (2 * change_bytes + 300) as usize;
+    eprintln!(
+        "one store write carries {change_bytes} change bytes; raw redb commits {payload} bytes"
+    );
+
+    let mut group = c.benchmark_group("durable_write");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(10));
+
+    let mut raw = RawRedb::open(&dir.path().join("raw.redb"), payload);
+    group.bench_function("raw_redb_commit", |b| b.iter(|| raw.commit_one()));
+
+    let store = open(&dir.path().join("single.redb"));
+    let id = create_note(&store);
+    let mut n = 0;
+    group.bench_function("store_single_writer", |b| {
+        b.iter(|| {
+            n += 1;
+            small_edit(&store, id, n)
+        })
+    });
+
+    let writers = 8;
+    let store = open(&dir.path().join("multi.redb"));
+    let ids: Vec<_> = (0..writers).map(|_| create_note(&store)).collect();
+    group.bench_function("store_8_writers", |b| {
+        b.iter_custom(|iters| {
+            let per_thread = iters.div_ceil(writers as u64);
+            let barrier = Arc::new(Barrier::new(writers + 1));
+            let handles: Vec<_> = ids
+                .iter()
+                .map(|&id| {
+                    let store = store.clone();
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        for n in 0..per_thread {
+                            small_edit(&store, id, n);
+                        }
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            for h in handles {
+                h.join().expect("writer");
+            }
+            // Per write: elapsed over all writes made.
+            start
+                .elapsed()
+                .mul_f64(iters as f64 / (per_thread * writers as u64) as f64)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, writes);
+criterion_main!(benches);
