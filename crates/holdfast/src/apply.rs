@@ -6,7 +6,7 @@ use automerge::{Change, ReadDoc, ROOT};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Entry;
-use crate::commit::{Before, Staged};
+use crate::commit::{Before, Changed, Staged};
 use crate::doc::{FieldValue, View, COLLECTION_KEY, SPACE_KEY};
 use crate::error::Result;
 use crate::schema::FieldKind;
@@ -120,7 +120,13 @@ impl Inner {
                     summary.records_changed += 1;
                     summary.changes_applied += fresh;
                 }
-                self.stage_record(&mut st, &mut staged, id, entry, before, origin, now);
+                self.stage_record(
+                    &mut st,
+                    &mut staged,
+                    Changed { id, entry, before },
+                    origin,
+                    now,
+                );
             }
             if staged.is_empty() {
                 return Ok(summary);

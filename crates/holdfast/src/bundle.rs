@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use automerge::Change;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{ApplySummary, Incoming};
@@ -67,13 +67,16 @@ impl Store {
         space: Option<&SpaceId>,
     ) -> Result<Export> {
         let txn = self.inner.db.begin_read()?;
-        let journal = txn.open_table(tables::JOURNAL)?;
-        let mark = journal.last()?.map_or(0, |(k, _)| k.value());
+        let log = txn.open_table(tables::LOG)?;
+        let mark = tables::log_last(&log, tables::LOG_JOURNAL)?;
         // Record → the heads it had before the first change after `since`.
         let mut wanted: BTreeMap<RecordId, Vec<automerge::ChangeHash>> = BTreeMap::new();
         match since {
             Some(ExportMark(from)) => {
-                for item in journal.range(from.saturating_add(1)..)? {
+                for item in log.range(tables::log_from(
+                    tables::LOG_JOURNAL,
+                    from.saturating_add(1),
+                ))? {
                     let row: JournalRow =
                         tables::decode_row(tables::JOURNAL_ROW_V1, item?.1.value(), "journal")?;
                     wanted
@@ -82,12 +85,8 @@ impl Store {
                 }
             }
             None => {
-                let records = txn.open_table(tables::RECORDS)?;
-                for item in records.iter()? {
-                    wanted.insert(
-                        RecordId::from_bytes(item?.0.value().to_be_bytes()),
-                        Vec::new(),
-                    );
+                for id in crate::store::record_ids(&txn.open_table(tables::RECORDS)?)? {
+                    wanted.insert(id, Vec::new());
                 }
             }
         }

@@ -75,6 +75,11 @@ impl DocCache {
         self.shrink();
     }
 
+    /// Loaded documents and their weight in bytes.
+    pub fn usage(&self) -> (usize, usize) {
+        (self.map.len(), self.bytes)
+    }
+
     fn shrink(&mut self) {
         // The most recently used entry stays: the caller is about to read it.
         while self.bytes > self.budget && self.map.len() > 1 {

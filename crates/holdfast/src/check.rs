@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::tables::{self, OutboxRow};
-use crate::{RecordId, Store};
+use crate::Store;
 
 /// What [`Store::check`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,20 +41,19 @@ impl Store {
         let txn = db.begin_read()?;
         let actor = automerge::ActorId::random();
         let records = txn.open_table(tables::RECORDS)?;
-        for item in records.iter()? {
-            let id = RecordId::from_bytes(item?.0.value().to_be_bytes());
+        for id in crate::store::record_ids(&records)? {
             match crate::store::load_entry(&txn, id, &actor) {
                 Ok(Some(_)) => report.records += 1,
-                Ok(None) => {}
+                Ok(None) => report
+                    .problems
+                    .push(format!("record {id} has chunks but no metadata")),
                 Err(e) => report.problems.push(format!("record {id}: {e}")),
             }
         }
-        let outbox = txn.open_table(tables::OUTBOX)?;
-        let changes = txn.open_table(tables::OUTBOX_CHANGES)?;
-        let by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
-        for item in outbox.iter()? {
+        let log = txn.open_table(tables::LOG)?;
+        for item in log.range(tables::log_all(tables::LOG_OUTBOX))? {
             let (k, v) = item?;
-            let seq = k.value();
+            let seq = k.value().2;
             let row: OutboxRow =
                 match tables::decode_row(tables::OUTBOX_ROW_V1, v.value(), "outbox") {
                     Ok(r) => r,
@@ -63,17 +62,23 @@ impl Store {
                         continue;
                     }
                 };
-            if changes.get(seq)?.is_none() {
+            if log.get((tables::LOG_CHANGES, 0, seq))?.is_none() {
                 report
                     .problems
                     .push(format!("outbox entry {seq} has no changes"));
             }
-            if by_record.get((tables::rid(row.record), seq))?.is_none() {
+            if log
+                .get((tables::LOG_BY_RECORD, tables::rid(row.record), seq))?
+                .is_none()
+            {
                 report.problems.push(format!(
                     "outbox entry {seq} is missing from its record's list"
                 ));
             }
-            if records.get(tables::rid(row.record))?.is_none() {
+            if records
+                .get((tables::rid(row.record), tables::SLOT_META))?
+                .is_none()
+            {
                 report.problems.push(format!(
                     "outbox entry {seq} names unknown record {}",
                     row.record

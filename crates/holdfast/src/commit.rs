@@ -102,25 +102,41 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A record's state before a write, to diff index keys against and to journal.
+/// A record changed in memory, to be staged.
+pub(crate) struct Changed {
+    pub id: RecordId,
+    pub entry: Entry,
+    pub before: Before,
+}
+
+/// A record's state before a write, to diff index keys against and to journal. `index` is
+/// `None` when the write cannot change index keys (no indexed field, no delete or restore):
+/// then no keys are computed at all.
 pub(crate) struct Before {
     pub heads: Vec<ChangeHash>,
-    pub index: BTreeSet<Vec<u8>>,
+    pub index: Option<BTreeSet<Vec<u8>>>,
 }
 
 impl Before {
     pub fn of(inner: &Inner, id: RecordId, doc: &Automerge, meta: &RecordMeta) -> Before {
-        let collection = inner.schema.collections.get(&meta.collection);
-        let index = match collection {
-            Some(c) if View::latest(doc).exists() => {
-                View::latest(doc).index_keys(id, &meta.collection, &meta.space, c)
-            }
-            _ => BTreeSet::new(),
-        };
         Before {
             heads: doc.get_heads(),
-            index,
+            index: Some(index_keys(inner, id, doc, meta)),
         }
+    }
+}
+
+/// The index keys of a record's current state (none if it does not exist yet).
+pub(crate) fn index_keys<D: crate::doc::Doc>(
+    inner: &Inner,
+    id: RecordId,
+    doc: &D,
+    meta: &RecordMeta,
+) -> BTreeSet<Vec<u8>> {
+    let view = View::latest(doc);
+    match inner.schema.collections.get(&meta.collection) {
+        Some(c) if view.exists() => view.index_keys(id, &meta.collection, &meta.space, c),
+        _ => BTreeSet::new(),
     }
 }
 
@@ -133,12 +149,15 @@ impl Inner {
         &self,
         st: &mut State,
         staged: &mut Staged,
-        id: RecordId,
-        mut entry: Entry,
-        before: Before,
+        changed: Changed,
         origin: Origin,
         now_ms: i64,
     ) {
+        let Changed {
+            id,
+            mut entry,
+            before,
+        } = changed;
         let doc = &entry.doc;
         let heads_after = doc.get_heads();
         if heads_after == before.heads {
@@ -147,11 +166,15 @@ impl Inner {
         }
         let view = View::latest(doc);
         let collection = self.schema.collections.get(&entry.meta.collection);
-        let index_after = match collection {
-            Some(c) if view.exists() => {
-                view.index_keys(id, &entry.meta.collection, &entry.meta.space, c)
+        let (index_add, index_remove) = match &before.index {
+            Some(old) => {
+                let new = index_keys(self, id, doc, &entry.meta);
+                (
+                    new.difference(old).cloned().collect(),
+                    old.difference(&new).cloned().collect(),
+                )
             }
-            _ => BTreeSet::new(),
+            None => (Vec::new(), Vec::new()),
         };
         let mut conflicts = Vec::new();
         if let Some(c) = collection {
@@ -165,7 +188,13 @@ impl Inner {
 
         // Persist everything after the heads already handed to the commit queue.
         let persisted = tables::heads_from_bytes(&entry.meta.heads);
-        let tail = doc.save_after(&persisted);
+        // Everything not yet handed to the queue: the chunk to append and, usually, exactly
+        // the changes this write made (computed once: it is the costliest step here).
+        let new_changes = doc.get_changes(&persisted);
+        let tail: Vec<u8> = new_changes
+            .iter()
+            .flat_map(|c| c.raw_bytes().iter().copied())
+            .collect();
         let meta = &mut entry.meta;
         let chunk = if meta.chunks == 0
             || (meta.tail_bytes + tail.len() as u64 > meta.snapshot_bytes
@@ -204,9 +233,8 @@ impl Inner {
             tables::encode_row(tables::JOURNAL_ROW_V1, &journal),
         ));
 
-        let outgoing: Vec<_> = doc
-            .get_changes(&before.heads)
-            .into_iter()
+        let outgoing: Vec<_> = new_changes
+            .iter()
             .filter(|c| origin != Origin::Remote || c.actor_id() == &self.actor)
             .collect();
         if !outgoing.is_empty() {
@@ -243,8 +271,8 @@ impl Inner {
             id,
             meta_row: tables::encode_row(tables::RECORD_ROW_V1, &*meta),
             chunk,
-            index_add: index_after.difference(&before.index).cloned().collect(),
-            index_remove: before.index.difference(&index_after).cloned().collect(),
+            index_add,
+            index_remove,
             heads_after,
             conflicts,
             now_ms,
@@ -348,34 +376,33 @@ impl Inner {
     }
 
     fn write_group(&self, group: &[Staged]) -> Result<()> {
+        use tables::{
+            LOG_BY_RECORD, LOG_CHANGES, LOG_JOURNAL, LOG_OUTBOX, SLOT_META, SLOT_SNAPSHOT,
+        };
         let txn = self.db.begin_write()?;
         let mut detected = 0u64;
         let mut resolved = 0u64;
         {
             let mut records = txn.open_table(tables::RECORDS)?;
-            let mut chunks = txn.open_table(tables::CHUNKS)?;
+            let mut log = txn.open_table(tables::LOG)?;
             let mut index = txn.open_table(tables::INDEX)?;
             let mut conflicts = txn.open_table(tables::CONFLICTS)?;
-            let mut journal = txn.open_table(tables::JOURNAL)?;
-            let mut outbox = txn.open_table(tables::OUTBOX)?;
-            let mut outbox_changes = txn.open_table(tables::OUTBOX_CHANGES)?;
-            let mut by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
             for s in group {
                 for r in &s.records {
                     let key = tables::rid(r.id);
-                    records.insert(key, r.meta_row.as_slice())?;
+                    records.insert((key, SLOT_META), r.meta_row.as_slice())?;
                     match &r.chunk {
                         ChunkWrite::Append { number, bytes } => {
-                            chunks.insert((key, *number), bytes.as_slice())?;
+                            records.insert((key, SLOT_SNAPSHOT + number), bytes.as_slice())?;
                         }
                         ChunkWrite::Replace {
                             old_chunks,
                             snapshot,
                         } => {
                             for n in 1..*old_chunks {
-                                chunks.remove((key, n))?;
+                                records.remove((key, SLOT_SNAPSHOT + n))?;
                             }
-                            chunks.insert((key, 0), snapshot.as_slice())?;
+                            records.insert((key, SLOT_SNAPSHOT), snapshot.as_slice())?;
                         }
                     }
                     for k in &r.index_remove {
@@ -385,24 +412,25 @@ impl Inner {
                         index.insert(k.as_slice(), ())?;
                     }
                     for (field, conflicted) in &r.conflicts {
+                        // Read first: the table is only written when a flag changes.
                         let k = (key, field.as_str());
-                        if *conflicted {
-                            if conflicts.get(k)?.is_none() {
-                                conflicts.insert(k, r.now_ms)?;
-                                detected += 1;
-                            }
-                        } else if conflicts.remove(k)?.is_some() {
+                        let present = conflicts.get(k)?.is_some();
+                        if *conflicted && !present {
+                            conflicts.insert(k, r.now_ms)?;
+                            detected += 1;
+                        } else if !*conflicted && present {
+                            conflicts.remove(k)?;
                             resolved += 1;
                         }
                     }
                 }
                 for (seq, row) in &s.journal {
-                    journal.insert(*seq, row.as_slice())?;
+                    log.insert((LOG_JOURNAL, 0, *seq), row.as_slice())?;
                 }
                 for o in &s.outbox {
-                    outbox.insert(o.seq, o.row.as_slice())?;
-                    outbox_changes.insert(o.seq, o.changes.as_slice())?;
-                    by_record.insert((tables::rid(o.record), o.seq), ())?;
+                    log.insert((LOG_OUTBOX, 0, o.seq), o.row.as_slice())?;
+                    log.insert((LOG_CHANGES, 0, o.seq), o.changes.as_slice())?;
+                    log.insert((LOG_BY_RECORD, tables::rid(o.record), o.seq), [].as_slice())?;
                 }
             }
         }

@@ -84,7 +84,7 @@ pub use outbox::{Outbox, OutboxEntry, PendingPush, SyncState, SyncSummary};
 pub use query::{Page, PageToken, Query};
 pub use record::Record;
 pub use schema::{Collection, Field, FieldKind, Schema, NAME_BYTES_MAX};
-pub use store::{Clock, Resolver, Store, StoreConfig, DOC_CACHE_BYTES_DEFAULT};
+pub use store::{Clock, Resolver, Store, StoreConfig, StoreStats, DOC_CACHE_BYTES_DEFAULT};
 pub use subscribe::{ChangeEvent, Notification, Origin, Subscription, SUBSCRIPTION_BACKLOG_MAX};
 pub use txn::{Resolution, Tx};
 pub use value::{ScalarType, Value};

@@ -5,13 +5,13 @@
 //! indexed are back-filled, fields that stopped being indexed lose their entries. Field
 //! containers for new collaborative fields are created on first write.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 
 use crate::doc::View;
 use crate::error::Result;
 use crate::index;
 use crate::schema::Schema;
-use crate::tables::{self, RecordMeta};
+use crate::tables;
 
 pub(crate) fn migrate(txn: &WriteTransaction, old: &Schema, new: &Schema) -> Result<()> {
     tracing::info!(from = old.version, to = new.version, "migrating schema");
@@ -46,34 +46,22 @@ pub(crate) fn migrate(txn: &WriteTransaction, old: &Schema, new: &Schema) -> Res
     if add.is_empty() {
         return Ok(());
     }
-    let records: Vec<(u128, RecordMeta)> = {
-        let table = txn.open_table(tables::RECORDS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            out.push((
-                k.value(),
-                tables::decode_row(tables::RECORD_ROW_V1, v.value(), "record")?,
-            ));
-        }
-        out
-    };
+    let ids = crate::store::record_ids(&txn.open_table(tables::RECORDS)?)?;
     let actor = automerge::ActorId::random();
     let mut keys = std::collections::BTreeSet::new();
-    for (key, meta) in records {
-        if meta.deleted || !add.iter().any(|(c, _)| *c == meta.collection) {
+    for id in ids {
+        let Some(entry) = crate::store::load_entry_in_write(txn, id, &actor)? else {
+            continue;
+        };
+        let meta = &entry.meta;
+        if !add.iter().any(|(c, _)| *c == meta.collection) {
             continue;
         }
-        let id = crate::RecordId::from_bytes(key.to_be_bytes());
-        let entry = crate::store::load_entry_in_write(txn, id, &actor)?;
-        let Some(entry) = entry else { continue };
         let Some(collection) = new.collections.get(&meta.collection) else {
             continue;
         };
         let view = View::latest(&entry.doc);
-        for k in view.index_keys(id, &meta.collection, &meta.space, collection) {
-            keys.insert(k);
-        }
+        keys.extend(view.index_keys(id, &meta.collection, &meta.space, collection));
     }
     crate::commit::index_rows(txn, &keys)
 }

@@ -11,7 +11,7 @@ use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::tables::{self, OutboxRow, RowState};
+use crate::tables::{self, OutboxRow, RowState, LOG_BY_RECORD, LOG_CHANGES, LOG_OUTBOX};
 use crate::{EventId, RecordId, SpaceId, Store};
 
 /// Where a change (or a record's changes) stands on its way to the relay.
@@ -96,17 +96,15 @@ impl Store {
     /// Where a record's local changes stand. A record with no pending entry is `Synced`.
     pub fn sync_state(&self, id: RecordId) -> Result<SyncState> {
         let txn = self.inner.db.begin_read()?;
-        let by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
-        let outbox = txn.open_table(tables::OUTBOX)?;
+        let log = txn.open_table(tables::LOG)?;
         let key = tables::rid(id);
         let mut state = SyncState::Synced;
-        for item in by_record.range((key, 0)..=(key, u64::MAX))? {
-            let seq = item?.0.value().1;
-            let Some(row) = outbox.get(seq)? else {
+        for item in log.range((LOG_BY_RECORD, key, 0)..=(LOG_BY_RECORD, key, u64::MAX))? {
+            let seq = item?.0.value().2;
+            let Some(row) = log.get((LOG_OUTBOX, 0, seq))? else {
                 continue;
             };
-            let row: OutboxRow = tables::decode_row(tables::OUTBOX_ROW_V1, row.value(), "outbox")?;
-            let s = public_state(&row.state);
+            let s = public_state(&decode(row.value())?.state);
             if rank(&s) > rank(&state) {
                 state = s;
             }
@@ -117,9 +115,9 @@ impl Store {
     /// Outbox totals and the last successful sync.
     pub fn sync_summary(&self) -> Result<SyncSummary> {
         let txn = self.inner.db.begin_read()?;
-        let outbox = txn.open_table(tables::OUTBOX)?;
+        let log = txn.open_table(tables::LOG)?;
         let mut s = SyncSummary::default();
-        for item in outbox.iter()? {
+        for item in log.range(tables::log_all(LOG_OUTBOX))? {
             let row = decode(item?.1.value())?;
             match row.state {
                 RowState::Queued => s.pending += 1,
@@ -179,6 +177,10 @@ fn decode(bytes: &[u8]) -> Result<OutboxRow> {
     tables::decode_row(tables::OUTBOX_ROW_V1, bytes, "outbox")
 }
 
+fn encode(row: &OutboxRow) -> Vec<u8> {
+    tables::encode_row(tables::OUTBOX_ROW_V1, row)
+}
+
 fn entry(seq: u64, row: OutboxRow) -> OutboxEntry {
     OutboxEntry {
         seq,
@@ -197,12 +199,12 @@ impl Outbox<'_> {
     /// Up to `limit` entries after `after` (from the start when `None`), in order.
     pub fn list(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
         let txn = self.store.inner.db.begin_read()?;
-        let outbox = txn.open_table(tables::OUTBOX)?;
+        let log = txn.open_table(tables::LOG)?;
         let start = after.map_or(0, |a| a.saturating_add(1));
         let mut out = Vec::new();
-        for item in outbox.range(start..)?.take(limit) {
+        for item in log.range(tables::log_from(LOG_OUTBOX, start))?.take(limit) {
             let (k, v) = item?;
-            out.push(entry(k.value(), decode(v.value())?));
+            out.push(entry(k.value().2, decode(v.value())?));
         }
         Ok(out)
     }
@@ -217,11 +219,10 @@ impl Outbox<'_> {
         txn.set_durability(Durability::None)?;
         let mut batch = Vec::new();
         {
-            let mut outbox = txn.open_table(tables::OUTBOX)?;
-            let changes = txn.open_table(tables::OUTBOX_CHANGES)?;
+            let mut log = txn.open_table(tables::LOG)?;
             let mut due = Vec::new();
             let mut bytes = 0u64;
-            for item in outbox.iter()? {
+            for item in log.range(tables::log_all(LOG_OUTBOX))? {
                 let (k, v) = item?;
                 let row = decode(v.value())?;
                 let is_due = matches!(
@@ -239,17 +240,14 @@ impl Outbox<'_> {
                     break;
                 }
                 bytes += row.bytes;
-                due.push((k.value(), row));
+                due.push((k.value().2, row));
             }
             for (seq, mut row) in due {
                 row.state = RowState::Sending;
                 row.attempts += 1;
-                outbox.insert(
-                    seq,
-                    tables::encode_row(tables::OUTBOX_ROW_V1, &row).as_slice(),
-                )?;
-                let raw = changes
-                    .get(seq)?
+                log.insert((LOG_OUTBOX, 0, seq), encode(&row).as_slice())?;
+                let raw = log
+                    .get((LOG_CHANGES, 0, seq))?
                     .ok_or_else(|| Error::Corrupt(format!("outbox entry {seq} has no changes")))?;
                 let raw: Vec<Vec<u8>> =
                     tables::decode_row(tables::CHANGES_ROW_V1, raw.value(), "outbox changes")?;
@@ -268,16 +266,9 @@ impl Outbox<'_> {
     pub fn mark_acked(&self, acked: &[(u64, u64)]) -> Result<()> {
         let txn = self.store.inner.db.begin_write()?;
         {
-            let mut outbox = txn.open_table(tables::OUTBOX)?;
-            let mut changes = txn.open_table(tables::OUTBOX_CHANGES)?;
-            let mut by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
+            let mut log = txn.open_table(tables::LOG)?;
             for (seq, _relay_seq) in acked {
-                let Some(row) = outbox.remove(*seq)? else {
-                    continue;
-                };
-                let row = decode(row.value())?;
-                changes.remove(*seq)?;
-                by_record.remove((tables::rid(row.record), *seq))?;
+                remove_entry(&mut log, *seq)?;
             }
             let mut meta = txn.open_table(tables::META)?;
             let now = self.store.inner.now();
@@ -293,17 +284,17 @@ impl Outbox<'_> {
         self.store.inner.writable()?;
         let txn = self.store.inner.db.begin_write()?;
         {
-            let mut outbox = txn.open_table(tables::OUTBOX)?;
-            let row = outbox.get(seq)?.map(|v| decode(v.value())).transpose()?;
+            let mut log = txn.open_table(tables::LOG)?;
+            let row = log
+                .get((LOG_OUTBOX, 0, seq))?
+                .map(|v| decode(v.value()))
+                .transpose()?;
             if let Some(mut row) = row {
                 row.state = RowState::Failed {
                     reason: reason.to_owned(),
                     permanent,
                 };
-                outbox.insert(
-                    seq,
-                    tables::encode_row(tables::OUTBOX_ROW_V1, &row).as_slice(),
-                )?;
+                log.insert((LOG_OUTBOX, 0, seq), encode(&row).as_slice())?;
             }
         }
         txn.commit()?;
@@ -335,24 +326,9 @@ impl Outbox<'_> {
     /// Gives up sending entry `seq`. The change stays in the local document: nothing the
     /// user wrote is removed, it just is not sent to the relay.
     pub fn discard(&self, seq: u64) -> Result<bool> {
+        self.store.inner.writable()?;
         let txn = self.store.inner.db.begin_write()?;
-        let found = {
-            let mut outbox = txn.open_table(tables::OUTBOX)?;
-            let mut changes = txn.open_table(tables::OUTBOX_CHANGES)?;
-            let mut by_record = txn.open_table(tables::OUTBOX_BY_RECORD)?;
-            let removed = outbox
-                .remove(seq)?
-                .map(|row| decode(row.value()))
-                .transpose()?;
-            match removed {
-                Some(row) => {
-                    changes.remove(seq)?;
-                    by_record.remove((tables::rid(row.record), seq))?;
-                    true
-                }
-                None => false,
-            }
-        };
+        let found = remove_entry(&mut txn.open_table(tables::LOG)?, seq)?;
         txn.commit()?;
         Ok(found)
     }
@@ -371,22 +347,34 @@ fn update_in(
     txn: &WriteTransaction,
     mut f: impl FnMut(u64, &mut OutboxRow) -> bool,
 ) -> Result<usize> {
-    let mut outbox = txn.open_table(tables::OUTBOX)?;
+    let mut log = txn.open_table(tables::LOG)?;
     let mut changed = Vec::new();
-    for item in outbox.iter()? {
+    for item in log.range(tables::log_all(LOG_OUTBOX))? {
         let (k, v) = item?;
         let mut row = decode(v.value())?;
-        if f(k.value(), &mut row) {
-            changed.push((k.value(), row));
+        if f(k.value().2, &mut row) {
+            changed.push((k.value().2, row));
         }
     }
     for (seq, row) in &changed {
-        outbox.insert(
-            *seq,
-            tables::encode_row(tables::OUTBOX_ROW_V1, row).as_slice(),
-        )?;
+        log.insert((LOG_OUTBOX, 0, *seq), encode(row).as_slice())?;
     }
     Ok(changed.len())
+}
+
+/// Removes outbox entry `seq` with its changes and its record link; false if absent.
+fn remove_entry(
+    log: &mut redb::Table<'_, (u8, u128, u64), &'static [u8]>,
+    seq: u64,
+) -> Result<bool> {
+    let removed = log
+        .remove((LOG_OUTBOX, 0, seq))?
+        .map(|row| decode(row.value()))
+        .transpose()?;
+    let Some(row) = removed else { return Ok(false) };
+    log.remove((LOG_CHANGES, 0, seq))?;
+    log.remove((LOG_BY_RECORD, tables::rid(row.record), seq))?;
+    Ok(true)
 }
 
 /// At open: entries that were being sent when the process stopped go back in the queue.

@@ -84,6 +84,17 @@ fn system_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Memory use of an open store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Documents loaded in the cache.
+    pub cached_documents: usize,
+    /// Their approximate size (stored bytes), against the configured budget.
+    pub cached_bytes: usize,
+    /// Staged writes waiting for a group commit.
+    pub queued_writes: usize,
+}
+
 /// A local-first document store in one redb file. Cheap to clone; all clones share the file.
 ///
 /// Every method is synchronous and may block on disk I/O: call it from a thread that may
@@ -148,8 +159,10 @@ impl Store {
         if read_only.is_none() {
             crate::outbox::requeue_sending_in(&txn)?;
         }
-        let outbox_next = last_key(&txn, tables::OUTBOX)? + 1;
-        let journal_next = last_key(&txn, tables::JOURNAL)? + 1;
+        let log = txn.open_table(tables::LOG)?;
+        let outbox_next = tables::log_last(&log, tables::LOG_OUTBOX)? + 1;
+        let journal_next = tables::log_last(&log, tables::LOG_JOURNAL)? + 1;
+        drop(log);
         txn.commit()?;
         let inner = Arc::new(Inner {
             db,
@@ -234,6 +247,17 @@ impl Store {
             }
             let def = self.inner.schema.field(&meta.collection, field)?;
             Ok(view.field(field, def, self.inner.device))
+        })
+    }
+
+    /// What the store holds in memory now.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let st = self.inner.lock_state()?;
+        let (cached_documents, cached_bytes) = st.cache.usage();
+        Ok(StoreStats {
+            cached_documents,
+            cached_bytes,
+            queued_writes: st.queue.len(),
         })
     }
 
@@ -329,9 +353,7 @@ pub(crate) fn load_entry(
     id: RecordId,
     actor: &ActorId,
 ) -> Result<Option<Entry>> {
-    let records = txn.open_table(tables::RECORDS)?;
-    let chunks = txn.open_table(tables::CHUNKS)?;
-    load_from(&records, &chunks, id, actor)
+    load_from(&txn.open_table(tables::RECORDS)?, id, actor)
 }
 
 /// [`load_entry`] within a write transaction (migrations).
@@ -340,31 +362,52 @@ pub(crate) fn load_entry_in_write(
     id: RecordId,
     actor: &ActorId,
 ) -> Result<Option<Entry>> {
-    let records = txn.open_table(tables::RECORDS)?;
-    let chunks = txn.open_table(tables::CHUNKS)?;
-    load_from(&records, &chunks, id, actor)
+    load_from(&txn.open_table(tables::RECORDS)?, id, actor)
+}
+
+/// Every record id, from the metadata slots of the records table.
+pub(crate) fn record_ids(
+    records: &impl ReadableTable<(u128, u32), &'static [u8]>,
+) -> Result<Vec<RecordId>> {
+    let mut ids = Vec::new();
+    let mut next = Some((0u128, 0u32));
+    while let Some(start) = next {
+        let Some(item) = records.range(start..)?.next() else {
+            break;
+        };
+        let key = item?.0.value().0;
+        ids.push(RecordId::from_bytes(key.to_be_bytes()));
+        next = key.checked_add(1).map(|k| (k, 0));
+    }
+    Ok(ids)
 }
 
 fn load_from(
-    records: &impl ReadableTable<u128, &'static [u8]>,
-    chunks: &impl ReadableTable<(u128, u32), &'static [u8]>,
+    records: &impl ReadableTable<(u128, u32), &'static [u8]>,
     id: RecordId,
     actor: &ActorId,
 ) -> Result<Option<Entry>> {
-    let Some(row) = records.get(tables::rid(id))? else {
-        return Ok(None);
-    };
-    let meta: RecordMeta = tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
+    let key = tables::rid(id);
+    let mut meta: Option<RecordMeta> = None;
     let mut snapshot = Vec::new();
     let mut tail = Vec::new();
-    for item in chunks.range((tables::rid(id), 0)..=(tables::rid(id), u32::MAX))? {
-        let (key, value) = item?;
-        if key.value().1 == 0 {
-            snapshot = value.value().to_vec();
-        } else {
-            tail.extend_from_slice(value.value());
+    for item in records.range((key, 0)..=(key, u32::MAX))? {
+        let (k, value) = item?;
+        match k.value().1 {
+            tables::SLOT_META => {
+                meta = Some(tables::decode_row(
+                    tables::RECORD_ROW_V1,
+                    value.value(),
+                    "record",
+                )?);
+            }
+            tables::SLOT_SNAPSHOT => snapshot = value.value().to_vec(),
+            _ => tail.extend_from_slice(value.value()),
         }
     }
+    let Some(meta) = meta else {
+        return Ok(None);
+    };
     let mut doc = if snapshot.is_empty() {
         Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint)
     } else {
@@ -389,12 +432,6 @@ fn load_from(
         committed_heads,
         dirty: 0,
     }))
-}
-
-fn last_key(txn: &WriteTransaction, def: redb::TableDefinition<u64, &[u8]>) -> Result<u64> {
-    let table = txn.open_table(def)?;
-    let last = table.last()?.map(|(k, _)| k.value());
-    Ok(last.unwrap_or(0))
 }
 
 /// Reads or creates the device id, checks the format and the schema; migrates an older

@@ -80,9 +80,12 @@ impl Subscription {
     }
 }
 
+/// A subscriber's channel and its "fell behind" flag.
+type Subscriber = (SyncSender<Vec<ChangeEvent>>, Arc<AtomicBool>);
+
 #[derive(Default)]
 pub(crate) struct Subscribers {
-    list: Mutex<Vec<(SyncSender<Vec<ChangeEvent>>, Arc<AtomicBool>)>>,
+    list: Mutex<Vec<Subscriber>>,
 }
 
 impl Subscribers {

@@ -14,27 +14,53 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Largest row this code will decode; a larger length prefix means damage.
 const ROW_BYTES_MAX: usize = 256 << 20;
 
-/// Store-wide values: `device_id`, `format`, `schema`, `last_synced_ms`.
+// A write touches two B-trees (`records` and `log`), plus `index` when index keys change:
+// each extra table a commit dirties costs about as much as the write itself on a real disk.
+
+/// Store-wide values: `device_id`, `format`, `schema`, `last_synced_ms`, conflict counters.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Record id → [`RecordMeta`].
-pub(crate) const RECORDS: TableDefinition<u128, &[u8]> = TableDefinition::new("records");
-/// (record id, chunk number) → Automerge bytes. Chunk 0 is the snapshot (possibly empty),
-/// later chunks are incremental changes; loading concatenates them in order.
-pub(crate) const CHUNKS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("chunks");
-/// Outbox sequence → [`OutboxRow`]. Sequences only grow.
-pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-/// Outbox sequence → the raw Automerge changes the entry carries (one length-prefixed list).
-pub(crate) const OUTBOX_CHANGES: TableDefinition<u64, &[u8]> =
-    TableDefinition::new("outbox_changes");
-/// (record id, outbox sequence): the outbox entries of each record.
-pub(crate) const OUTBOX_BY_RECORD: TableDefinition<(u128, u64), ()> =
-    TableDefinition::new("outbox_by_record");
+/// (record id, slot) → bytes. Slot [`SLOT_META`] holds the [`RecordMeta`] row, slot
+/// [`SLOT_SNAPSHOT`] the document snapshot (possibly empty), and chunk `n ≥ 1` of
+/// incremental changes sits at slot `n + 1`. Loading concatenates the chunks in order.
+pub(crate) const RECORDS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("records");
+pub(crate) const SLOT_META: u32 = 0;
+pub(crate) const SLOT_SNAPSHOT: u32 = 1;
+/// (kind, record id or 0, sequence) → bytes: the append-only logs, in one table.
+pub(crate) const LOG: TableDefinition<(u8, u128, u64), &[u8]> = TableDefinition::new("log");
+/// `(LOG_JOURNAL, 0, seq)` → [`JournalRow`]: every change to every record, for exports.
+pub(crate) const LOG_JOURNAL: u8 = 1;
+/// `(LOG_OUTBOX, 0, seq)` → [`OutboxRow`]. Outbox sequences only grow.
+pub(crate) const LOG_OUTBOX: u8 = 2;
+/// `(LOG_CHANGES, 0, seq)` → the raw Automerge changes of outbox entry `seq`.
+pub(crate) const LOG_CHANGES: u8 = 3;
+/// `(LOG_BY_RECORD, record, seq)` → empty: the outbox entries of each record.
+pub(crate) const LOG_BY_RECORD: u8 = 4;
 /// (record id, field) → when the conflict was detected (ms since the epoch).
 pub(crate) const CONFLICTS: TableDefinition<(u128, &str), i64> = TableDefinition::new("conflicts");
 /// Index keys (see `index.rs`); the value is empty.
 pub(crate) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
-/// Journal sequence → [`JournalRow`]: every change to every record, for `export_changes`.
-pub(crate) const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+
+/// Every key of one log kind.
+pub(crate) fn log_all(kind: u8) -> std::ops::RangeInclusive<(u8, u128, u64)> {
+    (kind, 0, 0)..=(kind, u128::MAX, u64::MAX)
+}
+
+/// The keys of one log kind from sequence `from` on (for kinds keyed without a record).
+pub(crate) fn log_from(kind: u8, from: u64) -> std::ops::RangeInclusive<(u8, u128, u64)> {
+    (kind, 0, from)..=(kind, 0, u64::MAX)
+}
+
+/// The last sequence used in a log kind keyed without a record (0 when empty).
+pub(crate) fn log_last(
+    table: &impl redb::ReadableTable<(u8, u128, u64), &'static [u8]>,
+    kind: u8,
+) -> Result<u64> {
+    Ok(table
+        .range(log_all(kind))?
+        .next_back()
+        .transpose()?
+        .map_or(0, |(k, _)| k.value().2))
+}
 
 pub(crate) const META_DEVICE: &str = "device_id";
 pub(crate) const META_FORMAT: &str = "format";
@@ -45,13 +71,9 @@ pub(crate) const META_LAST_SYNCED: &str = "last_synced_ms";
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(META)?;
     txn.open_table(RECORDS)?;
-    txn.open_table(CHUNKS)?;
-    txn.open_table(OUTBOX)?;
-    txn.open_table(OUTBOX_CHANGES)?;
-    txn.open_table(OUTBOX_BY_RECORD)?;
+    txn.open_table(LOG)?;
     txn.open_table(CONFLICTS)?;
     txn.open_table(INDEX)?;
-    txn.open_table(JOURNAL)?;
     Ok(())
 }
 

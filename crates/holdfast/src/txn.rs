@@ -4,7 +4,7 @@ use automerge::transaction::{CommitOptions, OwnedTransaction, Transactable};
 use automerge::{ObjType, ReadDoc, ScalarValue, ROOT};
 
 use crate::cache::Entry;
-use crate::commit::{Before, Staged};
+use crate::commit::{Before, Changed, Staged};
 use crate::doc::{self, Candidate, FieldValue, View, DELETED, LIVE, STATE_FIELD};
 use crate::error::{Error, Result, SchemaError};
 use crate::record::Record;
@@ -45,6 +45,8 @@ struct Touched {
     before: Before,
     /// Set when this write decided the record's `_state` (delete, restore, resolve).
     state_written: bool,
+    /// Whether the record is deleted as this write has left it.
+    deleted: bool,
 }
 
 impl Touched {
@@ -54,6 +56,15 @@ impl Touched {
 
     fn view(&self) -> View<'_, OwnedTransaction> {
         View::latest(self.txn.as_ref().expect("open until finish"))
+    }
+
+    /// Records the index keys as they are before this write first changes something they
+    /// depend on (an indexed field, or whether the record is deleted).
+    fn index_may_change(&mut self, inner: &Inner) {
+        if self.before.index.is_none() {
+            let txn = self.txn.as_ref().expect("open until finish");
+            self.before.index = Some(crate::commit::index_keys(inner, self.id, txn, &self.meta));
+        }
     }
 }
 
@@ -101,9 +112,10 @@ impl<'s> Tx<'s> {
             dirty: 0,
             before: Before {
                 heads: Vec::new(),
-                index: Default::default(),
+                index: Some(Default::default()),
             },
             state_written: false,
+            deleted: false,
         });
         Ok(id)
     }
@@ -112,9 +124,13 @@ impl<'s> Tx<'s> {
     /// resolution: the new value supersedes every candidate.
     pub fn set(&mut self, id: RecordId, field: &str, value: impl Into<Value>) -> Result<()> {
         let value = value.into();
+        let inner = self.inner;
         let (t, def) = self.live(id, field)?;
         expect_kind(field, &def, &[FieldKind::Lww, FieldKind::Versioned], "set")?;
         check_type(field, &def, &value)?;
+        if def.indexed {
+            t.index_may_change(inner);
+        }
         t.txn().put(ROOT, field, value.to_automerge())?;
         Ok(())
     }
@@ -210,9 +226,12 @@ impl<'s> Tx<'s> {
     /// syncs like any change; an edit made concurrently elsewhere turns it into a conflict on
     /// [`STATE_FIELD`] rather than silently winning or losing.
     pub fn delete(&mut self, id: RecordId) -> Result<()> {
+        let inner = self.inner;
         let t = self.touch(id)?;
-        if !t.view().deleted() {
+        if !t.deleted {
+            t.index_may_change(inner);
             t.txn().put(ROOT, STATE_FIELD, DELETED)?;
+            t.deleted = true;
         }
         t.state_written = true;
         Ok(())
@@ -220,9 +239,12 @@ impl<'s> Tx<'s> {
 
     /// Undoes a delete (also settles a delete/edit conflict in favour of the edit).
     pub fn restore(&mut self, id: RecordId) -> Result<()> {
+        let inner = self.inner;
         let t = self.touch(id)?;
-        if t.view().deleted() {
+        if t.deleted {
+            t.index_may_change(inner);
             t.txn().put(ROOT, STATE_FIELD, doc::live_marker())?;
+            t.deleted = false;
         }
         t.state_written = true;
         Ok(())
@@ -270,7 +292,9 @@ impl<'s> Tx<'s> {
             Resolution::Value(v) => v,
         };
         let t = self.touch(id)?;
+        t.index_may_change(inner);
         if field == STATE_FIELD {
+            t.deleted = value.as_str() == Some(DELETED);
             match value.as_str() {
                 Some(s) if s == LIVE => t.txn().put(ROOT, STATE_FIELD, doc::live_marker())?,
                 Some(s) if s == DELETED => t.txn().put(ROOT, STATE_FIELD, DELETED)?,
@@ -289,7 +313,7 @@ impl<'s> Tx<'s> {
     pub fn get(&mut self, id: RecordId) -> Result<Record> {
         let inner = self.inner;
         let t = self.touch(id)?;
-        if t.view().deleted() {
+        if t.deleted {
             return Err(Error::Deleted(id));
         }
         Ok(Record::read(inner, id, &t.meta, &t.view()))
@@ -314,7 +338,7 @@ impl<'s> Tx<'s> {
         let inner = self.inner;
         let t = self.touch(id)?;
         let def = inner.schema.field(&t.meta.collection, field)?.clone();
-        if t.view().deleted() {
+        if t.deleted {
             return Err(Error::Deleted(id));
         }
         Ok((t, def))
@@ -330,7 +354,11 @@ impl<'s> Tx<'s> {
             committed_heads,
             dirty,
         } = self.inner.take(self.st, id)?.ok_or(Error::NotFound(id))?;
-        let before = Before::of(self.inner, id, &doc, &meta);
+        let before = Before {
+            heads: doc.get_heads(),
+            index: None,
+        };
+        let deleted = View::latest(&doc).deleted();
         let txn = doc.into_transaction(None, None).expect("no patch log");
         self.touched.push(Touched {
             id,
@@ -340,6 +368,7 @@ impl<'s> Tx<'s> {
             dirty,
             before,
             state_written: false,
+            deleted,
         });
         Ok(self.touched.last_mut().expect("just pushed"))
     }
@@ -390,15 +419,13 @@ impl<'s> Tx<'s> {
                 committed_heads: t.committed_heads,
                 dirty: t.dirty,
             };
-            self.inner.stage_record(
-                self.st,
-                &mut staged,
-                t.id,
+            let changed = Changed {
+                id: t.id,
                 entry,
-                t.before,
-                Origin::Local,
-                self.now_ms,
-            );
+                before: t.before,
+            };
+            self.inner
+                .stage_record(self.st, &mut staged, changed, Origin::Local, self.now_ms);
         }
         staged
     }

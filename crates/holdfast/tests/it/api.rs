@@ -432,6 +432,30 @@ fn a_tiny_cache_still_serves_every_record() {
 }
 
 #[test]
+fn opening_a_store_loads_no_document_and_reads_load_only_what_they_need() {
+    let s = open();
+    let ids: Vec<_> = (0..300)
+        .map(|i| {
+            s.write(|tx| {
+                let id = tx.create("note", &space("t"))?;
+                tx.set(id, "priority", i)?;
+                Ok(id)
+            })
+            .unwrap()
+        })
+        .collect();
+    let s = s.reopen();
+    assert_eq!(s.stats().unwrap().cached_documents, 0);
+    // Queries are index scans: still nothing loaded.
+    assert_eq!(s.all("note").unwrap().len(), 300);
+    let q = Query::Equals { collection: "note", field: "priority", value: 7.into() };
+    assert_eq!(s.query(&q, 10, None).unwrap().ids, vec![ids[7]]);
+    assert_eq!(s.stats().unwrap().cached_documents, 0);
+    s.get(ids[7]).unwrap();
+    assert_eq!(s.stats().unwrap().cached_documents, 1);
+}
+
+#[test]
 fn same_schema_version_with_a_different_definition_is_refused() {
     let s = open();
     let (path, _dir) = s.close();

@@ -34,7 +34,7 @@ fn snapshot(s: &Store, id: holdfast::RecordId) -> Vec<(String, FieldValue)> {
                         c.at_ms = 0;
                         c.mine = false;
                     });
-                    c.sort_by(|x, y| x.value.to_string().cmp(&y.value.to_string()));
+                    c.sort_by_key(|x| x.value.to_string());
                     FieldValue::Conflict(c)
                 }
                 v => v,
