@@ -2,6 +2,8 @@
 //!
 //! - `raw_redb/commit`: one redb transaction carrying as many bytes as a store write puts on
 //!   disk (its change twice — chunk and outbox — plus ~300 bytes of metadata rows).
+//! - `bare_automerge_edit`: the same edit on in-memory Automerge documents, no store, no
+//!   I/O: the floor under any store that keeps records as Automerge documents.
 //! - `store/single_writer`: one thread, one durable write at a time, to 100 notes in turn.
 //! - `store/8_writers`: eight threads writing to their own notes (100 in all); reported per
 //!   write, so the single-writer time divided by this is the group-commit speed-up.
@@ -16,7 +18,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use holdfast_benches::{create_note, open, small_edit, small_edit_change_bytes, RawRedb};
+use holdfast_benches::{
+    create_note, open, small_edit, small_edit_change_bytes, BareAutomerge, RawRedb,
+};
 
 /// Notes the writes rotate over.
 const NOTES: usize = 100;
@@ -35,6 +39,15 @@ fn writes(c: &mut Criterion) {
 
     let mut raw = RawRedb::open(&dir.path().join("raw.redb"), payload);
     group.bench_function("raw_redb_commit", |b| b.iter(|| raw.commit_one()));
+
+    let mut bare = BareAutomerge::new(NOTES);
+    let mut m = 0;
+    group.bench_function("bare_automerge_edit", |b| {
+        b.iter(|| {
+            m += 1;
+            bare.edit(m)
+        })
+    });
 
     let store = open(&dir.path().join("single.redb"));
     let ids: Vec<_> = (0..NOTES).map(|_| create_note(&store)).collect();

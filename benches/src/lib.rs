@@ -90,3 +90,48 @@ impl RawRedb {
         self.next += 1;
     }
 }
+
+/// The floor under any Automerge-backed store: the same edit as [`small_edit`] applied to
+/// in-memory documents, plus extracting the change bytes that must reach the disk. No I/O.
+pub struct BareAutomerge {
+    docs: Vec<(automerge::Automerge, automerge::ObjId)>,
+    next: usize,
+}
+
+impl BareAutomerge {
+    /// `notes` documents shaped like the store's notes.
+    pub fn new(notes: usize) -> BareAutomerge {
+        use automerge::transaction::Transactable;
+        let docs = (0..notes)
+            .map(|_| {
+                let mut doc = automerge::Automerge::new();
+                let mut tx = doc.transaction();
+                tx.put(automerge::ROOT, "title", "benchmark").expect("put");
+                let body = tx
+                    .put_object(automerge::ROOT, "body", automerge::ObjType::Text)
+                    .expect("obj");
+                tx.commit();
+                (doc, body)
+            })
+            .collect();
+        BareAutomerge { docs, next: 0 }
+    }
+
+    /// One edit: a title change and ten typed characters, committed; returns the change size.
+    pub fn edit(&mut self, n: u64) -> usize {
+        use automerge::transaction::{CommitOptions, Transactable};
+        let i = self.next % self.docs.len();
+        self.next += 1;
+        let (doc, body) = &mut self.docs[i];
+        let heads = doc.get_heads();
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "title", format!("title {n}"))
+            .expect("put");
+        tx.splice_text(&*body, 0, 0, "0123456789").expect("splice");
+        tx.commit_with(CommitOptions::default().with_time(0));
+        doc.get_changes(&heads)
+            .iter()
+            .map(|c| c.raw_bytes().len())
+            .sum()
+    }
+}

@@ -68,25 +68,35 @@ impl Store {
     ) -> Result<Export> {
         let txn = self.inner.db.begin_read()?;
         let log = txn.open_table(tables::LOG)?;
-        let mark = tables::log_last(&log, tables::LOG_JOURNAL)?;
-        // Record → the heads it had before the first change after `since`.
-        let mut wanted: BTreeMap<RecordId, Vec<automerge::ChangeHash>> = BTreeMap::new();
+        let mark = tables::log_last(&log, tables::LOG_JOURNAL)?
+            .max(tables::log_last(&log, tables::LOG_OUTBOX)?);
+        // Record → the heads it had before the first change after `since`. Changes still in
+        // the outbox and changes already journaled share one sequence: merge both.
+        let mut wanted: BTreeMap<RecordId, (u64, Vec<automerge::ChangeHash>)> = BTreeMap::new();
+        let mut want = |seq: u64, record: RecordId, heads: &[[u8; 32]]| {
+            let e = wanted.entry(record).or_insert((u64::MAX, Vec::new()));
+            if seq < e.0 {
+                *e = (seq, tables::heads_from_bytes(heads));
+            }
+        };
         match since {
             Some(ExportMark(from)) => {
-                for item in log.range(tables::log_from(
-                    tables::LOG_JOURNAL,
-                    from.saturating_add(1),
-                ))? {
+                let from = from.saturating_add(1);
+                for item in log.range(tables::log_from(tables::LOG_JOURNAL, from))? {
+                    let (k, v) = item?;
                     let row: JournalRow =
-                        tables::decode_row(tables::JOURNAL_ROW_V1, item?.1.value(), "journal")?;
-                    wanted
-                        .entry(row.record)
-                        .or_insert_with(|| tables::heads_from_bytes(&row.heads_before));
+                        tables::decode_row(tables::JOURNAL_ROW_V1, v.value(), "journal")?;
+                    want(k.value().1, row.record, &row.heads_before);
+                }
+                for item in log.range(tables::log_from(tables::LOG_OUTBOX, from))? {
+                    let (k, v) = item?;
+                    let (row, _) = tables::decode_outbox(v.value())?;
+                    want(k.value().1, row.record, &row.heads_before);
                 }
             }
             None => {
                 for id in crate::store::record_ids(&txn.open_table(tables::RECORDS)?)? {
-                    wanted.insert(id, Vec::new());
+                    want(0, id, &[]);
                 }
             }
         }
@@ -97,7 +107,7 @@ impl Store {
             records: Vec::new(),
         };
         let mut changes = 0;
-        for (id, heads) in wanted {
+        for (id, (_, heads)) in wanted {
             let Some(entry) = load_entry(&txn, id, &self.inner.actor)? else {
                 continue;
             };

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::tables::{self, OutboxRow};
+use crate::tables;
 use crate::Store;
 
 /// What [`Store::check`] found.
@@ -53,32 +53,22 @@ impl Store {
         let log = txn.open_table(tables::LOG)?;
         for item in log.range(tables::log_all(tables::LOG_OUTBOX))? {
             let (k, v) = item?;
-            let seq = k.value().2;
-            let row: OutboxRow =
-                match tables::decode_row(tables::OUTBOX_ROW_V1, v.value(), "outbox") {
-                    Ok(r) => r,
+            let seq = k.value().1;
+            let row = match tables::decode_outbox(v.value()) {
+                Ok((row, changes)) => match tables::decode_changes(changes) {
+                    Ok(_) => row,
                     Err(e) => {
                         report.problems.push(format!("outbox entry {seq}: {e}"));
                         continue;
                     }
-                };
-            if log.get((tables::LOG_CHANGES, 0, seq))?.is_none() {
-                report
-                    .problems
-                    .push(format!("outbox entry {seq} has no changes"));
-            }
-            if log
-                .get((tables::LOG_BY_RECORD, tables::rid(row.record), seq))?
-                .is_none()
-            {
-                report.problems.push(format!(
-                    "outbox entry {seq} is missing from its record's list"
-                ));
-            }
-            if records
-                .get((tables::rid(row.record), tables::SLOT_META))?
-                .is_none()
-            {
+                },
+                Err(e) => {
+                    report.problems.push(format!("outbox entry {seq}: {e}"));
+                    continue;
+                }
+            };
+            let key = tables::rid(row.record);
+            if records.get((key, tables::SLOT_META))?.is_none() {
                 report.problems.push(format!(
                     "outbox entry {seq} names unknown record {}",
                     row.record

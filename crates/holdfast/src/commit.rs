@@ -36,8 +36,6 @@ pub const COMPACT_TAIL_BYTES_MIN: u64 = 16 << 10;
 #[derive(Default)]
 pub(crate) struct Staged {
     records: Vec<StagedRecord>,
-    outbox: Vec<StagedOutbox>,
-    journal: Vec<(u64, Vec<u8>)>,
     events: Vec<ChangeEvent>,
 }
 
@@ -56,6 +54,7 @@ struct StagedRecord {
     heads_after: Vec<ChangeHash>,
     /// Every versioned field (and `_state`) with whether it is now in conflict.
     conflicts: Vec<(String, bool)>,
+    log: StagedLog,
     now_ms: i64,
 }
 
@@ -64,11 +63,17 @@ enum ChunkWrite {
     Replace { old_chunks: u32, snapshot: Vec<u8> },
 }
 
-struct StagedOutbox {
-    seq: u64,
-    record: RecordId,
-    row: Vec<u8>,
-    changes: Vec<u8>,
+/// The log row a record's change adds.
+enum StagedLog {
+    Outbox {
+        seq: u64,
+        row: Vec<u8>,
+        header: OutboxRow,
+    },
+    Journal {
+        seq: u64,
+        row: Vec<u8>,
+    },
 }
 
 /// A staged write waiting to become durable.
@@ -222,44 +227,44 @@ impl Inner {
         meta.deleted = view.deleted();
         meta.updated_ms = now_ms;
 
-        let journal_seq = st.journal_next;
-        st.journal_next += 1;
-        let journal = JournalRow {
-            record: id,
-            heads_before: tables::heads_to_bytes(&before.heads),
-        };
-        staged.journal.push((
-            journal_seq,
-            tables::encode_row(tables::JOURNAL_ROW_V1, &journal),
-        ));
-
+        // One log row per changed record: an outbox entry when something must be sent (its
+        // heads_before makes it a journal row too), else a journal row.
+        let seq = st.log_next;
+        st.log_next += 1;
         let outgoing: Vec<_> = new_changes
             .iter()
             .filter(|c| origin != Origin::Remote || c.actor_id() == &self.actor)
             .collect();
-        if !outgoing.is_empty() {
-            let seq = st.outbox_next;
-            st.outbox_next += 1;
+        let heads_before = tables::heads_to_bytes(&before.heads);
+        let log = if outgoing.is_empty() {
+            let journal = JournalRow {
+                record: id,
+                heads_before,
+            };
+            StagedLog::Journal {
+                seq,
+                row: tables::encode_row(tables::JOURNAL_ROW_V1, &journal),
+            }
+        } else {
             let raw: Vec<Vec<u8>> = outgoing.iter().map(|c| c.raw_bytes().to_vec()).collect();
-            let changes = tables::encode_row(tables::CHANGES_ROW_V1, &raw);
-            let row = OutboxRow {
+            let header = OutboxRow {
                 event_id: EventId::new_v7(),
                 record: id,
                 space: meta.space.clone(),
                 change_hashes: outgoing.iter().map(|c| c.hash().0).collect(),
+                heads_before,
                 bytes: raw.iter().map(|c| c.len() as u64).sum(),
                 created_ms: now_ms,
                 attempts: 0,
                 state: RowState::Queued,
             };
-            let row = tables::encode_row(tables::OUTBOX_ROW_V1, &row);
-            staged.outbox.push(StagedOutbox {
+            let changes = tables::encode_row(tables::CHANGES_ROW_V1, &raw);
+            StagedLog::Outbox {
                 seq,
-                record: id,
-                row,
-                changes,
-            });
-        }
+                row: tables::encode_outbox(&header, &changes),
+                header,
+            }
+        };
 
         staged.events.push(ChangeEvent {
             record: id,
@@ -273,6 +278,7 @@ impl Inner {
             chunk,
             index_add,
             index_remove,
+            log,
             heads_after,
             conflicts,
             now_ms,
@@ -344,9 +350,11 @@ impl Inner {
             let mut st = lock(&self.state);
             match &result {
                 Ok(()) => {
-                    for s in &staged {
-                        for r in &s.records {
-                            st.cache.committed(&r.id, r.heads_after.clone());
+                    let mut outbox = lock(&self.outbox);
+                    for r in staged.iter().flat_map(|s| &s.records) {
+                        st.cache.committed(&r.id, r.heads_after.clone());
+                        if let StagedLog::Outbox { seq, header, .. } = &r.log {
+                            outbox.insert(*seq, header);
                         }
                     }
                 }
@@ -376,9 +384,7 @@ impl Inner {
     }
 
     fn write_group(&self, group: &[Staged]) -> Result<()> {
-        use tables::{
-            LOG_BY_RECORD, LOG_CHANGES, LOG_JOURNAL, LOG_OUTBOX, SLOT_META, SLOT_SNAPSHOT,
-        };
+        use tables::{LOG_JOURNAL, LOG_OUTBOX, SLOT_META, SLOT_SNAPSHOT};
         let txn = self.db.begin_write()?;
         let mut detected = 0u64;
         let mut resolved = 0u64;
@@ -387,50 +393,48 @@ impl Inner {
             let mut log = txn.open_table(tables::LOG)?;
             let mut index = txn.open_table(tables::INDEX)?;
             let mut conflicts = txn.open_table(tables::CONFLICTS)?;
-            for s in group {
-                for r in &s.records {
-                    let key = tables::rid(r.id);
-                    records.insert((key, SLOT_META), r.meta_row.as_slice())?;
-                    match &r.chunk {
-                        ChunkWrite::Append { number, bytes } => {
-                            records.insert((key, SLOT_SNAPSHOT + number), bytes.as_slice())?;
-                        }
-                        ChunkWrite::Replace {
-                            old_chunks,
-                            snapshot,
-                        } => {
-                            for n in 1..*old_chunks {
-                                records.remove((key, SLOT_SNAPSHOT + n))?;
-                            }
-                            records.insert((key, SLOT_SNAPSHOT), snapshot.as_slice())?;
-                        }
+            for r in group.iter().flat_map(|s| &s.records) {
+                let key = tables::rid(r.id);
+                records.insert((key, SLOT_META), r.meta_row.as_slice())?;
+                match &r.chunk {
+                    ChunkWrite::Append { number, bytes } => {
+                        records.insert((key, SLOT_SNAPSHOT + number), bytes.as_slice())?;
                     }
-                    for k in &r.index_remove {
-                        index.remove(k.as_slice())?;
-                    }
-                    for k in &r.index_add {
-                        index.insert(k.as_slice(), ())?;
-                    }
-                    for (field, conflicted) in &r.conflicts {
-                        // Read first: the table is only written when a flag changes.
-                        let k = (key, field.as_str());
-                        let present = conflicts.get(k)?.is_some();
-                        if *conflicted && !present {
-                            conflicts.insert(k, r.now_ms)?;
-                            detected += 1;
-                        } else if !*conflicted && present {
-                            conflicts.remove(k)?;
-                            resolved += 1;
+                    ChunkWrite::Replace {
+                        old_chunks,
+                        snapshot,
+                    } => {
+                        for n in 1..*old_chunks {
+                            records.remove((key, SLOT_SNAPSHOT + n))?;
                         }
+                        records.insert((key, SLOT_SNAPSHOT), snapshot.as_slice())?;
                     }
                 }
-                for (seq, row) in &s.journal {
-                    log.insert((LOG_JOURNAL, 0, *seq), row.as_slice())?;
+                match &r.log {
+                    StagedLog::Outbox { seq, row, .. } => {
+                        log.insert((LOG_OUTBOX, *seq), row.as_slice())?;
+                    }
+                    StagedLog::Journal { seq, row } => {
+                        log.insert((LOG_JOURNAL, *seq), row.as_slice())?;
+                    }
                 }
-                for o in &s.outbox {
-                    log.insert((LOG_OUTBOX, 0, o.seq), o.row.as_slice())?;
-                    log.insert((LOG_CHANGES, 0, o.seq), o.changes.as_slice())?;
-                    log.insert((LOG_BY_RECORD, tables::rid(o.record), o.seq), [].as_slice())?;
+                for k in &r.index_remove {
+                    index.remove(k.as_slice())?;
+                }
+                for k in &r.index_add {
+                    index.insert(k.as_slice(), ())?;
+                }
+                for (field, conflicted) in &r.conflicts {
+                    // Read first: the table is only written when a flag changes.
+                    let k = (key, field.as_str());
+                    let present = conflicts.get(k)?.is_some();
+                    if *conflicted && !present {
+                        conflicts.insert(k, r.now_ms)?;
+                        detected += 1;
+                    } else if !*conflicted && present {
+                        conflicts.remove(k)?;
+                        resolved += 1;
+                    }
                 }
             }
         }

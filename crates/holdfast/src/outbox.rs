@@ -7,11 +7,15 @@
 //! `Sending` does not survive a restart: opening the store puts such entries back in the
 //! queue, and the relay's event-id idempotency makes the resend harmless.
 
+mod index;
+
+pub(crate) use index::OutboxIndex;
+
 use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::tables::{self, OutboxRow, RowState, LOG_BY_RECORD, LOG_CHANGES, LOG_OUTBOX};
+use crate::error::Result;
+use crate::tables::{self, JournalRow, OutboxRow, RowState, LOG_JOURNAL, LOG_OUTBOX};
 use crate::{EventId, RecordId, SpaceId, Store};
 
 /// Where a change (or a record's changes) stands on its way to the relay.
@@ -95,31 +99,16 @@ impl Store {
 
     /// Where a record's local changes stand. A record with no pending entry is `Synced`.
     pub fn sync_state(&self, id: RecordId) -> Result<SyncState> {
-        let txn = self.inner.db.begin_read()?;
-        let log = txn.open_table(tables::LOG)?;
-        let key = tables::rid(id);
-        let mut state = SyncState::Synced;
-        for item in log.range((LOG_BY_RECORD, key, 0)..=(LOG_BY_RECORD, key, u64::MAX))? {
-            let seq = item?.0.value().2;
-            let Some(row) = log.get((LOG_OUTBOX, 0, seq))? else {
-                continue;
-            };
-            let s = public_state(&decode(row.value())?.state);
-            if rank(&s) > rank(&state) {
-                state = s;
-            }
-        }
-        Ok(state)
+        let index = crate::commit::lock(&self.inner.outbox);
+        let worst = index.record_states(id).map(public_state).max_by_key(rank);
+        Ok(worst.unwrap_or(SyncState::Synced))
     }
 
     /// Outbox totals and the last successful sync.
     pub fn sync_summary(&self) -> Result<SyncSummary> {
-        let txn = self.inner.db.begin_read()?;
-        let log = txn.open_table(tables::LOG)?;
         let mut s = SyncSummary::default();
-        for item in log.range(tables::log_all(LOG_OUTBOX))? {
-            let row = decode(item?.1.value())?;
-            match row.state {
+        for (state, created_ms) in crate::commit::lock(&self.inner.outbox).all() {
+            match state {
                 RowState::Queued => s.pending += 1,
                 RowState::Sending => {
                     s.pending += 1;
@@ -127,11 +116,11 @@ impl Store {
                 }
                 RowState::Failed { permanent, .. } => {
                     s.failed += 1;
-                    s.failed_permanent += u64::from(permanent);
+                    s.failed_permanent += u64::from(*permanent);
                 }
             }
             if !matches!(
-                row.state,
+                state,
                 RowState::Failed {
                     permanent: true,
                     ..
@@ -139,10 +128,11 @@ impl Store {
             ) {
                 s.oldest_pending_ms = Some(
                     s.oldest_pending_ms
-                        .map_or(row.created_ms, |o| o.min(row.created_ms)),
+                        .map_or(created_ms, |o| o.min(created_ms)),
                 );
             }
         }
+        let txn = self.inner.db.begin_read()?;
         let meta = txn.open_table(tables::META)?;
         s.last_synced_ms = meta
             .get(tables::META_LAST_SYNCED)?
@@ -173,14 +163,6 @@ fn public_state(s: &RowState) -> SyncState {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<OutboxRow> {
-    tables::decode_row(tables::OUTBOX_ROW_V1, bytes, "outbox")
-}
-
-fn encode(row: &OutboxRow) -> Vec<u8> {
-    tables::encode_row(tables::OUTBOX_ROW_V1, row)
-}
-
 fn entry(seq: u64, row: OutboxRow) -> OutboxEntry {
     OutboxEntry {
         seq,
@@ -195,6 +177,8 @@ fn entry(seq: u64, row: OutboxRow) -> OutboxEntry {
     }
 }
 
+type LogTable<'t> = redb::Table<'t, (u8, u64), &'static [u8]>;
+
 impl Outbox<'_> {
     /// Up to `limit` entries after `after` (from the start when `None`), in order.
     pub fn list(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
@@ -204,7 +188,7 @@ impl Outbox<'_> {
         let mut out = Vec::new();
         for item in log.range(tables::log_from(LOG_OUTBOX, start))?.take(limit) {
             let (k, v) = item?;
-            out.push(entry(k.value().2, decode(v.value())?));
+            out.push(entry(k.value().1, tables::decode_outbox(v.value())?.0));
         }
         Ok(out)
     }
@@ -224,7 +208,7 @@ impl Outbox<'_> {
             let mut bytes = 0u64;
             for item in log.range(tables::log_all(LOG_OUTBOX))? {
                 let (k, v) = item?;
-                let row = decode(v.value())?;
+                let (row, changes) = tables::decode_outbox(v.value())?;
                 let is_due = matches!(
                     row.state,
                     RowState::Queued
@@ -240,24 +224,27 @@ impl Outbox<'_> {
                     break;
                 }
                 bytes += row.bytes;
-                due.push((k.value().2, row));
+                due.push((k.value().1, row, changes.to_vec()));
             }
-            for (seq, mut row) in due {
+            for (seq, mut row, changes) in due {
                 row.state = RowState::Sending;
                 row.attempts += 1;
-                log.insert((LOG_OUTBOX, 0, seq), encode(&row).as_slice())?;
-                let raw = log
-                    .get((LOG_CHANGES, 0, seq))?
-                    .ok_or_else(|| Error::Corrupt(format!("outbox entry {seq} has no changes")))?;
-                let raw: Vec<Vec<u8>> =
-                    tables::decode_row(tables::CHANGES_ROW_V1, raw.value(), "outbox changes")?;
+                log.insert(
+                    (LOG_OUTBOX, seq),
+                    tables::encode_outbox(&row, &changes).as_slice(),
+                )?;
+                let changes = tables::decode_changes(&changes)?;
                 batch.push(PendingPush {
                     entry: entry(seq, row),
-                    changes: raw,
+                    changes,
                 });
             }
         }
         txn.commit()?;
+        let mut index = self.index();
+        for p in &batch {
+            index.set_state(p.entry.seq, RowState::Sending);
+        }
         Ok(batch)
     }
 
@@ -268,13 +255,17 @@ impl Outbox<'_> {
         {
             let mut log = txn.open_table(tables::LOG)?;
             for (seq, _relay_seq) in acked {
-                remove_entry(&mut log, *seq)?;
+                retire(&mut log, *seq)?;
             }
             let mut meta = txn.open_table(tables::META)?;
             let now = self.store.inner.now();
             meta.insert(tables::META_LAST_SYNCED, now.to_le_bytes().as_slice())?;
         }
         txn.commit()?;
+        let mut index = self.index();
+        for (seq, _) in acked {
+            index.remove(*seq);
+        }
         Ok(())
     }
 
@@ -285,19 +276,25 @@ impl Outbox<'_> {
         let txn = self.store.inner.db.begin_write()?;
         {
             let mut log = txn.open_table(tables::LOG)?;
-            let row = log
-                .get((LOG_OUTBOX, 0, seq))?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            if let Some(mut row) = row {
+            let found = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec());
+            if let Some(bytes) = found {
+                let (mut row, changes) = tables::decode_outbox(&bytes)?;
                 row.state = RowState::Failed {
                     reason: reason.to_owned(),
                     permanent,
                 };
-                log.insert((LOG_OUTBOX, 0, seq), encode(&row).as_slice())?;
+                log.insert(
+                    (LOG_OUTBOX, seq),
+                    tables::encode_outbox(&row, changes).as_slice(),
+                )?;
             }
         }
         txn.commit()?;
+        let failed = RowState::Failed {
+            reason: reason.to_owned(),
+            permanent,
+        };
+        self.index().set_state(seq, failed);
         Ok(())
     }
 
@@ -328,8 +325,9 @@ impl Outbox<'_> {
     pub fn discard(&self, seq: u64) -> Result<bool> {
         self.store.inner.writable()?;
         let txn = self.store.inner.db.begin_write()?;
-        let found = remove_entry(&mut txn.open_table(tables::LOG)?, seq)?;
+        let found = retire(&mut txn.open_table(tables::LOG)?, seq)?;
         txn.commit()?;
+        self.index().remove(seq);
         Ok(found)
     }
 
@@ -337,53 +335,84 @@ impl Outbox<'_> {
     fn update(&self, f: impl FnMut(u64, &mut OutboxRow) -> bool) -> Result<usize> {
         self.store.inner.writable()?;
         let txn = self.store.inner.db.begin_write()?;
-        let n = update_in(&txn, f)?;
+        let changed = update_in(&txn, f)?;
         txn.commit()?;
-        Ok(n)
+        let mut index = self.index();
+        for (seq, state) in &changed {
+            index.set_state(*seq, state.clone());
+        }
+        Ok(changed.len())
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, OutboxIndex> {
+        crate::commit::lock(&self.store.inner.outbox)
     }
 }
 
+/// Rewrites the outbox rows for which `f` returns true; returns their new states.
 fn update_in(
     txn: &WriteTransaction,
     mut f: impl FnMut(u64, &mut OutboxRow) -> bool,
-) -> Result<usize> {
+) -> Result<Vec<(u64, RowState)>> {
     let mut log = txn.open_table(tables::LOG)?;
     let mut changed = Vec::new();
     for item in log.range(tables::log_all(LOG_OUTBOX))? {
         let (k, v) = item?;
-        let mut row = decode(v.value())?;
-        if f(k.value().2, &mut row) {
-            changed.push((k.value().2, row));
+        let (mut row, changes) = tables::decode_outbox(v.value())?;
+        if f(k.value().1, &mut row) {
+            changed.push((
+                k.value().1,
+                row.state.clone(),
+                tables::encode_outbox(&row, changes),
+            ));
         }
     }
-    for (seq, row) in &changed {
-        log.insert((LOG_OUTBOX, 0, *seq), encode(row).as_slice())?;
+    for (seq, _, bytes) in &changed {
+        log.insert((LOG_OUTBOX, *seq), bytes.as_slice())?;
     }
-    Ok(changed.len())
+    Ok(changed
+        .into_iter()
+        .map(|(seq, state, _)| (seq, state))
+        .collect())
 }
 
-/// Removes outbox entry `seq` with its changes and its record link; false if absent.
-fn remove_entry(
-    log: &mut redb::Table<'_, (u8, u128, u64), &'static [u8]>,
-    seq: u64,
-) -> Result<bool> {
-    let removed = log
-        .remove((LOG_OUTBOX, 0, seq))?
-        .map(|row| decode(row.value()))
-        .transpose()?;
-    let Some(row) = removed else { return Ok(false) };
-    log.remove((LOG_CHANGES, 0, seq))?;
-    log.remove((LOG_BY_RECORD, tables::rid(row.record), seq))?;
+/// Moves outbox entry `seq` to the journal; false if there is no such entry.
+fn retire(log: &mut LogTable<'_>, seq: u64) -> Result<bool> {
+    let removed = log.remove((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec());
+    let Some(bytes) = removed else {
+        return Ok(false);
+    };
+    let (row, _) = tables::decode_outbox(&bytes)?;
+    let journal = JournalRow {
+        record: row.record,
+        heads_before: row.heads_before,
+    };
+    log.insert(
+        (LOG_JOURNAL, seq),
+        tables::encode_row(tables::JOURNAL_ROW_V1, &journal).as_slice(),
+    )?;
     Ok(true)
+}
+
+/// Reads the whole outbox into a fresh in-memory index (at open).
+pub(crate) fn load_index(txn: &WriteTransaction) -> Result<OutboxIndex> {
+    let log = txn.open_table(tables::LOG)?;
+    let mut index = OutboxIndex::default();
+    for item in log.range(tables::log_all(LOG_OUTBOX))? {
+        let (k, v) = item?;
+        index.insert(k.value().1, &tables::decode_outbox(v.value())?.0);
+    }
+    Ok(index)
 }
 
 /// At open: entries that were being sent when the process stopped go back in the queue.
 pub(crate) fn requeue_sending_in(txn: &WriteTransaction) -> Result<usize> {
-    update_in(txn, |_, row| {
+    let changed = update_in(txn, |_, row| {
         let hit = row.state == RowState::Sending;
         if hit {
             row.state = RowState::Queued;
         }
         hit
-    })
+    })?;
+    Ok(changed.len())
 }

@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     /// Held by the writer that commits a group (see `commit.rs`).
     pub leader: Mutex<()>,
     pub subscribers: Subscribers,
+    /// Every outbox entry's record and state, for sync states without disk reads.
+    pub outbox: Mutex<crate::outbox::OutboxIndex>,
 }
 
 /// What writers share while staging.
@@ -124,8 +126,8 @@ pub(crate) struct State {
     pub cache: DocCache,
     /// Staged writes in staging order, waiting for a leader to commit them.
     pub queue: Vec<Arc<Pending>>,
-    pub outbox_next: u64,
-    pub journal_next: u64,
+    /// The next sequence of the log (outbox and journal share it).
+    pub log_next: u64,
 }
 
 thread_local! {
@@ -152,16 +154,31 @@ impl Store {
     /// transaction), a newer one opens the store read-only (see [`Store::read_only`]).
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         config.schema.validate()?;
-        let db = Database::builder().create(path.as_ref())?;
+        Store::open_db(Database::builder().create(path.as_ref())?, config)
+    }
+
+    /// Opens a store on any redb storage backend: an in-memory one, or one that injects I/O
+    /// failures to test what an app does when the disk fails.
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        config: StoreConfig,
+    ) -> Result<Store> {
+        config.schema.validate()?;
+        Store::open_db(Database::builder().create_with_backend(backend)?, config)
+    }
+
+    fn open_db(db: Database, config: StoreConfig) -> Result<Store> {
         let txn = db.begin_write()?;
         tables::create_all(&txn)?;
         let (device, schema, read_only) = open_meta(&txn, &config.schema)?;
         if read_only.is_none() {
             crate::outbox::requeue_sending_in(&txn)?;
         }
+        let outbox = crate::outbox::load_index(&txn)?;
         let log = txn.open_table(tables::LOG)?;
-        let outbox_next = tables::log_last(&log, tables::LOG_OUTBOX)? + 1;
-        let journal_next = tables::log_last(&log, tables::LOG_JOURNAL)? + 1;
+        let log_next = tables::log_last(&log, tables::LOG_OUTBOX)?
+            .max(tables::log_last(&log, tables::LOG_JOURNAL)?)
+            + 1;
         drop(log);
         txn.commit()?;
         let inner = Arc::new(Inner {
@@ -173,12 +190,12 @@ impl Store {
             state: Mutex::new(State {
                 cache: DocCache::new(config.cache_bytes),
                 queue: Vec::new(),
-                outbox_next,
-                journal_next,
+                log_next,
             }),
             config,
             leader: Mutex::new(()),
             subscribers: Subscribers::default(),
+            outbox: Mutex::new(outbox),
         });
         let store = Store { inner };
         if let Some(reason) = &store.inner.read_only {

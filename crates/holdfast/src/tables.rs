@@ -14,52 +14,80 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Largest row this code will decode; a larger length prefix means damage.
 const ROW_BYTES_MAX: usize = 256 << 20;
 
-// A write touches two B-trees (`records` and `log`), plus `index` when index keys change:
-// each extra table a commit dirties costs about as much as the write itself on a real disk.
+// A redb commit costs about one disk page write per B-tree leaf it dirties, so a local
+// write is laid out to dirty two: the record's rows (metadata and new chunk sit at adjacent
+// keys) and the end of the outbox. Per-record outbox states live in memory (`OutboxIndex`). Journal rows are written when an
+// entry leaves the outbox (acked or discarded), in batches, or directly for changes that
+// never enter it (received from the relay). See docs/storage.md.
 
 /// Store-wide values: `device_id`, `format`, `schema`, `last_synced_ms`, conflict counters.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// (record id, slot) → bytes. Slot [`SLOT_META`] holds the [`RecordMeta`] row, slot
-/// [`SLOT_SNAPSHOT`] the document snapshot (possibly empty), and chunk `n ≥ 1` of
-/// incremental changes sits at slot `n + 1`. Loading concatenates the chunks in order.
+/// (record id, slot) → bytes: [`SLOT_META`] holds the [`RecordMeta`] row, [`SLOT_SNAPSHOT`]
+/// the document snapshot (possibly empty), and chunk `n ≥ 1` of incremental changes sits at
+/// slot `SLOT_SNAPSHOT + n`. Loading concatenates the chunks in order.
 pub(crate) const RECORDS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("records");
 pub(crate) const SLOT_META: u32 = 0;
 pub(crate) const SLOT_SNAPSHOT: u32 = 1;
-/// (kind, record id or 0, sequence) → bytes: the append-only logs, in one table.
-pub(crate) const LOG: TableDefinition<(u8, u128, u64), &[u8]> = TableDefinition::new("log");
-/// `(LOG_JOURNAL, 0, seq)` → [`JournalRow`]: every change to every record, for exports.
-pub(crate) const LOG_JOURNAL: u8 = 1;
-/// `(LOG_OUTBOX, 0, seq)` → [`OutboxRow`]. Outbox sequences only grow.
-pub(crate) const LOG_OUTBOX: u8 = 2;
-/// `(LOG_CHANGES, 0, seq)` → the raw Automerge changes of outbox entry `seq`.
-pub(crate) const LOG_CHANGES: u8 = 3;
-/// `(LOG_BY_RECORD, record, seq)` → empty: the outbox entries of each record.
-pub(crate) const LOG_BY_RECORD: u8 = 4;
+/// (kind, sequence) → bytes. One sequence counter serves both kinds, so together they give
+/// every change to every record in order.
+pub(crate) const LOG: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("log");
+/// `(LOG_OUTBOX, seq)` → an outbox row: [`OutboxRow`] header and the raw changes.
+pub(crate) const LOG_OUTBOX: u8 = 1;
+/// `(LOG_JOURNAL, seq)` → [`JournalRow`]: a change no longer (or never) in the outbox.
+pub(crate) const LOG_JOURNAL: u8 = 2;
 /// (record id, field) → when the conflict was detected (ms since the epoch).
 pub(crate) const CONFLICTS: TableDefinition<(u128, &str), i64> = TableDefinition::new("conflicts");
 /// Index keys (see `index.rs`); the value is empty.
 pub(crate) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
 
 /// Every key of one log kind.
-pub(crate) fn log_all(kind: u8) -> std::ops::RangeInclusive<(u8, u128, u64)> {
-    (kind, 0, 0)..=(kind, u128::MAX, u64::MAX)
+pub(crate) fn log_all(kind: u8) -> std::ops::RangeInclusive<(u8, u64)> {
+    (kind, 0)..=(kind, u64::MAX)
 }
 
-/// The keys of one log kind from sequence `from` on (for kinds keyed without a record).
-pub(crate) fn log_from(kind: u8, from: u64) -> std::ops::RangeInclusive<(u8, u128, u64)> {
-    (kind, 0, from)..=(kind, 0, u64::MAX)
+/// The keys of one log kind from sequence `from` on.
+pub(crate) fn log_from(kind: u8, from: u64) -> std::ops::RangeInclusive<(u8, u64)> {
+    (kind, from)..=(kind, u64::MAX)
 }
 
-/// The last sequence used in a log kind keyed without a record (0 when empty).
+/// The last sequence used in a log kind (0 when empty).
 pub(crate) fn log_last(
-    table: &impl redb::ReadableTable<(u8, u128, u64), &'static [u8]>,
+    table: &impl redb::ReadableTable<(u8, u64), &'static [u8]>,
     kind: u8,
 ) -> Result<u64> {
     Ok(table
         .range(log_all(kind))?
         .next_back()
         .transpose()?
-        .map_or(0, |(k, _)| k.value().2))
+        .map_or(0, |(k, _)| k.value().1))
+}
+
+/// An outbox row: version byte, header length (u32 LE), header, then the changes, so the
+/// header can be read without decoding the changes.
+pub(crate) fn encode_outbox(row: &OutboxRow, changes: &[u8]) -> Vec<u8> {
+    let header = encode_row(OUTBOX_ROW_V1, row);
+    let mut out = Vec::with_capacity(4 + header.len() + changes.len());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(changes);
+    out
+}
+
+/// The header of an outbox row and the encoded changes after it.
+pub(crate) fn decode_outbox(bytes: &[u8]) -> Result<(OutboxRow, &[u8])> {
+    let corrupt = || Error::Corrupt("outbox row: truncated".into());
+    let len = bytes.get(..4).ok_or_else(corrupt)?;
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    let header = bytes.get(4..4 + len).ok_or_else(corrupt)?;
+    Ok((
+        decode_row(OUTBOX_ROW_V1, header, "outbox")?,
+        &bytes[4 + len..],
+    ))
+}
+
+/// The changes of an outbox row, from the part [`decode_outbox`] returned.
+pub(crate) fn decode_changes(part: &[u8]) -> Result<Vec<Vec<u8>>> {
+    decode_row(CHANGES_ROW_V1, part, "outbox changes")
 }
 
 pub(crate) const META_DEVICE: &str = "device_id";
@@ -138,6 +166,8 @@ pub(crate) struct OutboxRow {
     pub record: RecordId,
     pub space: SpaceId,
     pub change_hashes: Vec<[u8; 32]>,
+    /// The record's heads before these changes, for exports (see [`JournalRow`]).
+    pub heads_before: Vec<[u8; 32]>,
     pub bytes: u64,
     pub created_ms: i64,
     pub attempts: u32,

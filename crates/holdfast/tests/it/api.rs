@@ -448,7 +448,11 @@ fn opening_a_store_loads_no_document_and_reads_load_only_what_they_need() {
     assert_eq!(s.stats().unwrap().cached_documents, 0);
     // Queries are index scans: still nothing loaded.
     assert_eq!(s.all("note").unwrap().len(), 300);
-    let q = Query::Equals { collection: "note", field: "priority", value: 7.into() };
+    let q = Query::Equals {
+        collection: "note",
+        field: "priority",
+        value: 7.into(),
+    };
     assert_eq!(s.query(&q, 10, None).unwrap().ids, vec![ids[7]]);
     assert_eq!(s.stats().unwrap().cached_documents, 0);
     s.get(ids[7]).unwrap();

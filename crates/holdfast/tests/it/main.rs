@@ -4,6 +4,7 @@
 mod api;
 mod bad_input;
 mod crash;
+mod disk_failure;
 mod merge;
 mod outbox;
 mod util;
