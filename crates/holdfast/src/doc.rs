@@ -2,10 +2,14 @@
 //! the committed heads), conflict candidates, and the index keys a record state implies.
 //!
 //! Layout of the root map: `_collection` and `_space` (written once, at creation), `_state`
-//! (the string `"deleted"`, or a fresh random integer meaning live, rewritten by every local
-//! edit so that a delete concurrent with an edit shows up as two candidates instead of
-//! silently winning; fresh because Automerge skips a put of the value already there), then
-//! one key per field.
+//! (written only by delete and restore: `"live"`, or `"deleted:"` and a random suffix so
+//! that confirming a delete is a new value), then one key per field.
+//!
+//! A delete is concurrent with an edit when some head of the document does not descend from
+//! the delete's change: the deleting device never saw that edit. That is a delete/edit
+//! conflict on [`STATE_FIELD`], identical on every replica because it depends only on the
+//! document. The record stays hidden (no silent resurrection) and the edit stays in the
+//! document (no silent loss) until the app restores it or confirms the delete.
 
 use std::collections::BTreeSet;
 
@@ -61,17 +65,51 @@ pub struct Candidate {
 /// A document, or a transaction on one, that can also name the change behind an operation.
 pub(crate) trait Doc: ReadDoc {
     fn change_of(&self, op: &ExId) -> Option<ChangeHash>;
+
+    /// The current heads.
+    fn heads(&self) -> Vec<ChangeHash>;
+
+    /// Whether change `a` is `b` or one of `b`'s ancestors.
+    fn precedes(&self, a: &ChangeHash, b: &ChangeHash) -> bool {
+        // Walk back from `b`; only used for deleted records.
+        let mut stack = vec![*b];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(h) = stack.pop() {
+            if h == *a {
+                return true;
+            }
+            if seen.insert(h) {
+                if let Some(c) = self.get_change_by_hash(&h) {
+                    stack.extend(c.deps().iter().copied());
+                }
+            }
+        }
+        false
+    }
 }
 
 impl Doc for Automerge {
     fn change_of(&self, op: &ExId) -> Option<ChangeHash> {
         self.hash_for_opid(op)
     }
+
+    fn heads(&self) -> Vec<ChangeHash> {
+        self.get_heads()
+    }
+
+    fn precedes(&self, a: &ChangeHash, b: &ChangeHash) -> bool {
+        // The changes someone holding only `b` lacks are exactly the non-ancestors of `b`.
+        a == b || !self.get_changes_meta(&[*b]).iter().any(|c| c.hash == *a)
+    }
 }
 
 impl Doc for automerge::transaction::OwnedTransaction {
     fn change_of(&self, op: &ExId) -> Option<ChangeHash> {
         self.hash_for_opid(op)
+    }
+
+    fn heads(&self) -> Vec<ChangeHash> {
+        self.get_heads()
     }
 }
 
@@ -121,7 +159,7 @@ impl<'a, D: Doc> View<'a, D> {
     pub fn deleted(&self) -> bool {
         self.get_all(&ROOT, STATE_FIELD)
             .iter()
-            .any(|(v, _)| is_str(v, DELETED))
+            .any(|(v, _)| is_deleted_value(v))
     }
 
     /// The object id of a Text or List field's container.
@@ -212,9 +250,37 @@ impl<'a, D: Doc> View<'a, D> {
         !all_equal(&self.raw_candidates(name, |s| Value::from_automerge(ty, s)))
     }
 
-    /// Whether a delete is concurrent with an edit.
+    /// Whether a delete is concurrent with an edit (see the module docs).
     pub fn state_conflicted(&self) -> bool {
-        !all_equal(&self.raw_candidates(STATE_FIELD, state_value))
+        !self.unseen_edits().is_empty()
+    }
+
+    /// The changes that make a delete/edit conflict: restores concurrent with a delete, and
+    /// heads that descend from no delete. Empty when the record is not deleted.
+    fn unseen_edits(&self) -> Vec<ChangeHash> {
+        let states = self.raw_candidates(STATE_FIELD, state_value);
+        let deletes: Vec<ChangeHash> = states
+            .iter()
+            .filter(|(v, _)| v.as_str() == Some(DELETED))
+            .filter_map(|(_, op)| self.doc.change_of(op))
+            .collect();
+        if deletes.is_empty() {
+            return Vec::new();
+        }
+        let restores = states
+            .iter()
+            .filter(|(v, _)| v.as_str() == Some(LIVE))
+            .filter_map(|(_, op)| self.doc.change_of(op));
+        let heads = self
+            .heads
+            .map_or_else(|| self.doc.heads(), <[ChangeHash]>::to_vec);
+        let unseen_heads = heads
+            .into_iter()
+            .filter(|h| !deletes.iter().any(|d| self.doc.precedes(d, h)));
+        let mut out: Vec<ChangeHash> = restores.chain(unseen_heads).collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The concurrent values at `key` with the operations that wrote them.
@@ -255,9 +321,31 @@ impl<'a, D: Doc> View<'a, D> {
             .collect()
     }
 
-    /// Candidates of the `_state` key, as the strings `"live"` and `"deleted"`.
+    /// The sides of a delete/edit conflict: each delete, and each edit or restore made
+    /// without seeing it, as `"deleted"` and `"live"` candidates. Empty without a conflict.
     pub fn state_candidates(&self, me: DeviceId) -> Vec<Candidate> {
-        self.describe(self.raw_candidates(STATE_FIELD, state_value), me)
+        let unseen = self.unseen_edits();
+        if unseen.is_empty() {
+            return Vec::new();
+        }
+        let deletes = self
+            .raw_candidates(STATE_FIELD, state_value)
+            .into_iter()
+            .filter(|(v, _)| v.as_str() == Some(DELETED));
+        let mut out = self.describe(deletes.collect(), me);
+        for h in unseen {
+            let Some(change) = self.doc.get_change_by_hash(&h) else {
+                continue;
+            };
+            let device = device_of(change.actor_id());
+            out.push(Candidate {
+                value: Value::String(LIVE.to_owned()),
+                device,
+                at_ms: change.timestamp(),
+                mine: device == Some(me),
+            });
+        }
+        out
     }
 
     /// The index keys this state of record implies (none when deleted).
@@ -298,25 +386,23 @@ fn all_equal(raw: &[(Value, ExId)]) -> bool {
     raw.iter().all(|(v, _)| *v == raw[0].0)
 }
 
-/// A `_state` value as `"deleted"` or `"live"` (any live marker).
+/// A `_state` value as `"deleted"` or `"live"`.
 fn state_value(s: &ScalarValue) -> Option<Value> {
-    let deleted = matches!(s, ScalarValue::Str(s) if s == DELETED);
+    let deleted = matches!(s, ScalarValue::Str(s) if s.starts_with(DELETED));
     Some(Value::String(
         if deleted { DELETED } else { LIVE }.to_owned(),
     ))
 }
 
-/// A `_state` value meaning live, distinct from every earlier one.
-pub(crate) fn live_marker() -> ScalarValue {
-    ScalarValue::Uint(u64::from_le_bytes(
-        uuid::Uuid::new_v4().as_bytes()[..8]
-            .try_into()
-            .expect("8 bytes"),
-    ))
+/// A fresh `_state` value meaning deleted: distinct from every earlier one, because
+/// Automerge skips a put of the value already there and confirming a delete must supersede
+/// the edits it conflicts with.
+pub(crate) fn deleted_marker() -> ScalarValue {
+    ScalarValue::Str(format!("{DELETED}:{}", uuid::Uuid::new_v4().simple()).into())
 }
 
-fn is_str(v: &automerge::Value<'_>, want: &str) -> bool {
-    matches!(v, automerge::Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(s) if s == want))
+fn is_deleted_value(v: &automerge::Value<'_>) -> bool {
+    matches!(v, automerge::Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(s) if s.starts_with(DELETED)))
 }
 
 /// Actor ids are the device id followed by 16 random bytes chosen at each open, so that two

@@ -43,8 +43,6 @@ struct Touched {
     committed_heads: Vec<automerge::ChangeHash>,
     dirty: u32,
     before: Before,
-    /// Set when this write decided the record's `_state` (delete, restore, resolve).
-    state_written: bool,
     /// Whether the record is deleted as this write has left it.
     deleted: bool,
 }
@@ -114,7 +112,6 @@ impl<'s> Tx<'s> {
                 heads: Vec::new(),
                 index: Some(Default::default()),
             },
-            state_written: false,
             deleted: false,
         });
         Ok(id)
@@ -228,12 +225,12 @@ impl<'s> Tx<'s> {
     pub fn delete(&mut self, id: RecordId) -> Result<()> {
         let inner = self.inner;
         let t = self.touch(id)?;
-        if !t.deleted {
+        // Deleting again settles a delete/edit conflict in favour of the delete.
+        if !t.deleted || t.view().state_conflicted() {
             t.index_may_change(inner);
-            t.txn().put(ROOT, STATE_FIELD, DELETED)?;
+            t.txn().put(ROOT, STATE_FIELD, doc::deleted_marker())?;
             t.deleted = true;
         }
-        t.state_written = true;
         Ok(())
     }
 
@@ -243,10 +240,9 @@ impl<'s> Tx<'s> {
         let t = self.touch(id)?;
         if t.deleted {
             t.index_may_change(inner);
-            t.txn().put(ROOT, STATE_FIELD, doc::live_marker())?;
+            t.txn().put(ROOT, STATE_FIELD, LIVE)?;
             t.deleted = false;
         }
-        t.state_written = true;
         Ok(())
     }
 
@@ -296,11 +292,10 @@ impl<'s> Tx<'s> {
         if field == STATE_FIELD {
             t.deleted = value.as_str() == Some(DELETED);
             match value.as_str() {
-                Some(s) if s == LIVE => t.txn().put(ROOT, STATE_FIELD, doc::live_marker())?,
-                Some(s) if s == DELETED => t.txn().put(ROOT, STATE_FIELD, DELETED)?,
+                Some(s) if s == LIVE => t.txn().put(ROOT, STATE_FIELD, LIVE)?,
+                Some(s) if s == DELETED => t.txn().put(ROOT, STATE_FIELD, doc::deleted_marker())?,
                 _ => return Err(reject("the record state is either \"live\" or \"deleted\"")),
             }
-            t.state_written = true;
         } else {
             let def = inner.schema.field(&t.meta.collection, field)?.clone();
             check_type(field, &def, &value)?;
@@ -367,7 +362,6 @@ impl<'s> Tx<'s> {
             committed_heads,
             dirty,
             before,
-            state_written: false,
             deleted,
         });
         Ok(self.touched.last_mut().expect("just pushed"))
@@ -397,13 +391,8 @@ impl<'s> Tx<'s> {
     pub(crate) fn finish(mut self) -> Staged {
         let mut staged = Staged::default();
         for mut t in std::mem::take(&mut self.touched) {
-            let mut txn = t.txn.take().expect("open until finish");
+            let txn = t.txn.take().expect("open until finish");
             let changed = txn.pending_ops() > 0;
-            if changed && !t.state_written {
-                // Every edit re-asserts "live", so a concurrent delete becomes a conflict.
-                txn.put(ROOT, STATE_FIELD, doc::live_marker())
-                    .expect("root put");
-            }
             let doc = if changed {
                 txn.commit_with(CommitOptions::default().with_time(self.now_ms))
                     .0

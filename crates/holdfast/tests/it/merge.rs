@@ -255,6 +255,40 @@ fn delete_concurrent_with_edit_is_a_conflict_not_a_silent_outcome() {
 }
 
 #[test]
+fn confirming_a_delete_settles_the_conflict_everywhere() {
+    let (a, b, id) = pair(open(), open());
+    a.write(|tx| tx.delete(id)).unwrap();
+    b.write(|tx| tx.set(id, "title", "edited meanwhile"))
+        .unwrap();
+    sync_both(&a, &b);
+    let cands = b.candidates(id, STATE_FIELD).unwrap();
+    assert_eq!(cands.len(), 2, "{cands:?}");
+    let theirs = cands.iter().find(|c| !c.mine).unwrap();
+    assert_eq!(
+        (theirs.value.as_str(), theirs.device),
+        (Some("deleted"), Some(a.device_id()))
+    );
+    let mine = cands.iter().find(|c| c.mine).unwrap();
+    assert_eq!(mine.value.as_str(), Some("live"));
+    // B accepts the deletion ("use theirs"): the record stays deleted, the conflict is gone
+    // on both sides once synced, and the edit is still in the document's history.
+    b.resolve(id, STATE_FIELD, Resolution::UseTheirs).unwrap();
+    sync_both(&a, &b);
+    for s in [&a, &b] {
+        assert!(s.is_deleted(id).unwrap());
+        assert!(s.conflicts().unwrap().is_empty());
+    }
+    // A delete that saw every edit is no conflict; deleting again on A was not needed.
+    assert_eq!(
+        a.conflict_counts().unwrap(),
+        holdfast::ConflictCounts {
+            detected: 1,
+            resolved: 1
+        }
+    );
+}
+
+#[test]
 fn deletion_syncs_and_sequential_restore_wins() {
     let (a, b, id) = pair(open(), open());
     a.write(|tx| tx.delete(id)).unwrap();
