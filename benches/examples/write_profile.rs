@@ -3,10 +3,15 @@
 use std::time::Instant;
 fn main() {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "/tmp".into());
-    let writers: usize = std::env::args().nth(2).and_then(|w| w.parse().ok()).unwrap_or(1);
+    let writers: usize = std::env::args()
+        .nth(2)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
     let dir = tempfile::tempdir_in(dir).unwrap();
     let store = holdfast_benches::open(&dir.path().join("p.redb"));
-    let ids: Vec<_> = (0..100).map(|_| holdfast_benches::create_note(&store)).collect();
+    let ids: Vec<_> = (0..100)
+        .map(|_| holdfast_benches::create_note(&store))
+        .collect();
     let n = 3000 / writers;
     let start = Instant::now();
     let handles: Vec<_> = (0..writers)
@@ -24,5 +29,8 @@ fn main() {
         h.join().unwrap();
     }
     let total = n * writers;
-    println!("{writers} writers: {:.0} us/write", start.elapsed().as_secs_f64() * 1e6 / total as f64);
+    println!(
+        "{writers} writers: {:.0} us/write",
+        start.elapsed().as_secs_f64() * 1e6 / total as f64
+    );
 }
