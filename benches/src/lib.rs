@@ -39,7 +39,7 @@ pub fn create_note(store: &Store) -> RecordId {
 /// One typical small durable write: a title change and ten typed characters.
 pub fn small_edit(store: &Store, id: RecordId, n: u64) {
     store
-        .write(|tx| {
+        .update(id, |tx| {
             tx.set(id, "title", format!("title {n}"))?;
             tx.splice_text(id, "body", 0, 0, "0123456789")
         })

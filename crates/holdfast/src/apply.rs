@@ -43,6 +43,8 @@ impl Inner {
         origin: Origin,
     ) -> Result<ApplySummary> {
         self.writable()?;
+        self.check_reentrant()?;
+        let _exclusive = self.staging.write().unwrap_or_else(|e| e.into_inner());
         let now = self.now();
         let mut summary = ApplySummary::default();
         let pending = {

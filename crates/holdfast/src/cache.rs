@@ -67,12 +67,18 @@ impl DocCache {
     }
 
     /// Records that staged writes up to `heads` are durable.
-    pub fn committed(&mut self, id: &RecordId, heads: Vec<ChangeHash>) {
-        if let Some(e) = self.map.peek_mut(id) {
-            e.committed_heads = heads;
-            e.dirty -= 1;
-        }
+    /// Returns false when the record is not in the cache (checked out, or failed).
+    pub fn committed(&mut self, id: &RecordId, heads: Vec<ChangeHash>) -> bool {
+        let found = match self.map.peek_mut(id) {
+            Some(e) => {
+                e.committed_heads = heads;
+                e.dirty -= 1;
+                true
+            }
+            None => false,
+        };
         self.shrink();
+        found
     }
 
     /// Loaded documents and their weight in bytes.

@@ -107,6 +107,27 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A record's write, ready to be installed in the queue.
+pub(crate) struct PreparedWrite {
+    entry: Entry,
+    record: StagedRecord,
+    event: ChangeEvent,
+}
+
+impl PreparedWrite {
+    /// The entry, for a write that will not be installed.
+    pub(crate) fn into_entry(self) -> Entry {
+        self.entry
+    }
+}
+
+/// What preparing a record's write found.
+pub(crate) enum Prepared {
+    /// Nothing changed: the entry as it was.
+    Unchanged(Entry),
+    Changed(Box<PreparedWrite>),
+}
+
 /// A record changed in memory, to be staged.
 pub(crate) struct Changed {
     pub id: RecordId,
@@ -158,6 +179,37 @@ impl Inner {
         origin: Origin,
         now_ms: i64,
     ) {
+        let id = changed.id;
+        let entry = match self.prepare_record(changed, origin, now_ms) {
+            Prepared::Unchanged(entry) => entry,
+            Prepared::Changed(p) => self.install(st, staged, *p),
+        };
+        st.cache.insert(id, entry);
+    }
+
+    /// Puts a prepared write in the queue's order: takes its log sequence, adds its rows and
+    /// event to `staged`, and returns the entry pinned by one more staged write. Call with
+    /// the state lock held.
+    pub(crate) fn install(&self, st: &mut State, staged: &mut Staged, p: PreparedWrite) -> Entry {
+        let PreparedWrite {
+            mut entry,
+            mut record,
+            event,
+        } = p;
+        let seq = st.log_next;
+        st.log_next += 1;
+        match &mut record.log {
+            StagedLog::Outbox { seq: s, .. } | StagedLog::Journal { seq: s, .. } => *s = seq,
+        }
+        staged.records.push(record);
+        staged.events.push(event);
+        entry.dirty += 1;
+        entry
+    }
+
+    /// Turns a changed document into the rows it will write. Needs no lock: the record is
+    /// held by the caller (checked out, or under the state lock).
+    pub(crate) fn prepare_record(&self, changed: Changed, origin: Origin, now_ms: i64) -> Prepared {
         let Changed {
             id,
             mut entry,
@@ -166,8 +218,7 @@ impl Inner {
         let doc = &entry.doc;
         let heads_after = doc.get_heads();
         if heads_after == before.heads {
-            st.cache.insert(id, entry);
-            return;
+            return Prepared::Unchanged(entry);
         }
         let view = View::latest(doc);
         let collection = self.schema.collections.get(&entry.meta.collection);
@@ -229,8 +280,7 @@ impl Inner {
 
         // One log row per changed record: an outbox entry when something must be sent (its
         // heads_before makes it a journal row too), else a journal row.
-        let seq = st.log_next;
-        st.log_next += 1;
+        let seq = 0; // taken in `install`, in queue order
         let outgoing: Vec<_> = new_changes
             .iter()
             .filter(|c| origin != Origin::Remote || c.actor_id() == &self.actor)
@@ -266,13 +316,13 @@ impl Inner {
             }
         };
 
-        staged.events.push(ChangeEvent {
+        let event = ChangeEvent {
             record: id,
             collection: meta.collection.clone(),
             space: meta.space.clone(),
             origin,
-        });
-        staged.records.push(StagedRecord {
+        };
+        let record = StagedRecord {
             id,
             meta_row: tables::encode_row(tables::RECORD_ROW_V1, &*meta),
             chunk,
@@ -282,9 +332,12 @@ impl Inner {
             heads_after,
             conflicts,
             now_ms,
-        });
-        entry.dirty += 1;
-        st.cache.insert(id, entry);
+        };
+        Prepared::Changed(Box::new(PreparedWrite {
+            entry,
+            record,
+            event,
+        }))
     }
 
     /// Queues a staged write for the next group commit. Call with the state lock held, right
@@ -352,7 +405,12 @@ impl Inner {
                 Ok(()) => {
                     let mut outbox = lock(&self.outbox);
                     for r in staged.iter().flat_map(|s| &s.records) {
-                        st.cache.committed(&r.id, r.heads_after.clone());
+                        if !st.cache.committed(&r.id, r.heads_after.clone()) {
+                            if let Some(out) = st.out.get_mut(&r.id) {
+                                out.committed += 1;
+                                out.heads = Some(r.heads_after.clone());
+                            }
+                        }
                         if let StagedLog::Outbox { seq, header, .. } = &r.log {
                             outbox.insert(*seq, header);
                         }
@@ -363,7 +421,10 @@ impl Inner {
                     let later = failed_later.iter().filter_map(|p| lock(&p.staged).take());
                     for s in staged.iter().chain(later.collect::<Vec<_>>().iter()) {
                         for r in &s.records {
-                            st.cache.forget(&r.id);
+                            match st.out.get_mut(&r.id) {
+                                Some(out) => out.failed = true,
+                                None => st.cache.forget(&r.id),
+                            }
                         }
                     }
                 }

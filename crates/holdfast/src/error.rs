@@ -141,6 +141,15 @@ pub enum Error {
     /// A stored document or row failed to decode: the file is damaged.
     #[error("the database file is damaged: {0}")]
     Corrupt(String),
+    /// A single-record write ([`Store::update`](crate::Store::update)) tried to create or
+    /// change another record.
+    #[error("this write may only change record {only}; use Store::write to change several records or create one")]
+    OutOfScope {
+        /// The other record it tried to touch (`None` for a create).
+        record: Option<RecordId>,
+        /// The record it is confined to.
+        only: RecordId,
+    },
     /// A store method was called from inside a write closure of the same store.
     #[error(
         "store methods cannot be called inside a write closure; use the transaction's own methods"

@@ -15,9 +15,11 @@
 //!   [`FieldValue::Conflict`] with every [`Candidate`], until the app calls
 //!   [`Store::resolve`] (keep mine, use theirs, or a new value).
 //!
-//! Every write is one closure given to [`Store::write`]. When it returns, the records'
-//! changes, their index entries and an **outbox** entry per changed record are on disk
-//! (one redb transaction, `Durability::Immediate`; concurrent writers share the fsync).
+//! Every write is one closure given to [`Store::write`] (any records, creating them too) or
+//! [`Store::update`] (one existing record; such writes prepare in parallel). When it
+//! returns, the records' changes, their index entries and an **outbox** entry per changed
+//! record are on disk (one redb transaction, `Durability::Immediate`; concurrent writers
+//! share the fsync).
 //! The outbox is what the sync worker sends; [`Store::sync_state`] and
 //! [`Store::sync_summary`] tell the app where each change is. Without a network, two stores
 //! exchange work as bundles: [`Store::export_changes`] and [`Store::import_changes`].

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use automerge::{ActorId, Automerge, LoadOptions, TextEncoding};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -114,6 +114,11 @@ pub(crate) struct Inner {
     pub read_only: Option<ReadOnlyReason>,
     pub config: StoreConfig,
     pub state: Mutex<State>,
+    /// Signalled when a record is checked back in (see [`State::out`]).
+    pub returned: Condvar,
+    /// Shared by single-record writes, which stage in parallel on checked-out records;
+    /// exclusive for writes that may touch any record, so no checkout exists while they run.
+    pub staging: RwLock<()>,
     /// Held by the writer that commits a group (see `commit.rs`).
     pub leader: Mutex<()>,
     pub subscribers: Subscribers,
@@ -126,8 +131,22 @@ pub(crate) struct State {
     pub cache: DocCache,
     /// Staged writes in staging order, waiting for a leader to commit them.
     pub queue: Vec<Arc<Pending>>,
+    /// Records checked out of the cache by single-record writes, with what happened to them
+    /// meanwhile. Readers and writers of such a record wait for it to come back.
+    pub out: HashMap<RecordId, Out>,
     /// The next sequence of the log (outbox and journal share it).
     pub log_next: u64,
+}
+
+/// What happened to a checked-out record while it was out.
+#[derive(Default)]
+pub(crate) struct Out {
+    /// Its staged writes that became durable, and the heads they left.
+    pub committed: u32,
+    pub heads: Option<Vec<automerge::ChangeHash>>,
+    /// A group holding one of its staged writes failed: the document is not what is on
+    /// disk, so it must not come back.
+    pub failed: bool,
 }
 
 thread_local! {
@@ -190,9 +209,12 @@ impl Store {
             state: Mutex::new(State {
                 cache: DocCache::new(config.cache_bytes),
                 queue: Vec::new(),
+                out: HashMap::new(),
                 log_next,
             }),
             config,
+            returned: Condvar::new(),
+            staging: RwLock::new(()),
             leader: Mutex::new(()),
             subscribers: Subscribers::default(),
             outbox: Mutex::new(outbox),
@@ -224,6 +246,12 @@ impl Store {
     /// is written. Concurrent writers share one commit.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.inner.writable()?;
+        self.inner.check_reentrant()?;
+        let _exclusive = self
+            .inner
+            .staging
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let now = self.inner.now();
         let (out, pending) = {
             let mut st = self.inner.lock_state()?;
@@ -242,6 +270,29 @@ impl Store {
             (out, self.inner.enqueue(&mut st, staged))
         };
         self.inner.wait_durable(pending)?;
+        Ok(out)
+    }
+
+    /// Like [`Store::write`] for a write that changes one existing record: the [`Tx`] refuses
+    /// other records. Such writes to different records are prepared in parallel (on other
+    /// cores while a commit is in flight); use this for the common single-record edit.
+    pub fn update<T>(&self, id: RecordId, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.inner.writable()?;
+        self.inner.check_reentrant()?;
+        let _shared = self.inner.staging.read().unwrap_or_else(|e| e.into_inner());
+        let now = self.inner.now();
+        let entry = self.inner.check_out(id)?;
+        let mut tx = Tx::single(&self.inner, id, entry, now);
+        let out = match in_write(|| f(&mut tx)) {
+            Ok(out) => out,
+            Err(e) => {
+                tx.rollback();
+                return Err(e);
+            }
+        };
+        if let Some(pending) = tx.finish_single()? {
+            self.inner.wait_durable(pending)?;
+        }
         Ok(out)
     }
 
@@ -308,10 +359,53 @@ impl Inner {
     /// Locks the staging state; a panic in another writer leaves it consistent (a `Tx`
     /// rolls back on drop), so poisoning is ignored.
     pub(crate) fn lock_state(&self) -> Result<MutexGuard<'_, State>> {
+        self.check_reentrant()?;
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Store calls from inside a write closure would deadlock; they fail instead.
+    pub(crate) fn check_reentrant(&self) -> Result<()> {
         if IN_WRITE.with(|w| w.get()) {
             return Err(Error::Reentrant);
         }
-        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+        Ok(())
+    }
+
+    /// Waits until `id` is not checked out by a single-record write.
+    pub(crate) fn wait_returned<'a>(
+        &self,
+        st: MutexGuard<'a, State>,
+        id: RecordId,
+    ) -> MutexGuard<'a, State> {
+        self.returned
+            .wait_while(st, |s| s.out.contains_key(&id))
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes `id` out of the cache for a single-record write (see [`State::out`]).
+    pub(crate) fn check_out(&self, id: RecordId) -> Result<Entry> {
+        let st = self.lock_state()?;
+        let mut st = self.wait_returned(st, id);
+        let entry = self.take(&mut st, id)?.ok_or(Error::NotFound(id))?;
+        st.out.insert(id, Out::default());
+        Ok(entry)
+    }
+
+    /// Puts a checked-out record back, with the commits that landed meanwhile; a record
+    /// whose staged write failed meanwhile is dropped instead (it reloads from disk).
+    /// Returns whether it came back.
+    pub(crate) fn check_in(&self, st: &mut State, id: RecordId, mut entry: Entry) -> bool {
+        let out = st.out.remove(&id).unwrap_or_default();
+        self.returned.notify_all();
+        if out.failed {
+            return false;
+        }
+        entry.dirty -= out.committed;
+        if let Some(heads) = out.heads {
+            entry.committed_heads = heads;
+        }
+        st.cache.insert(id, entry);
+        true
     }
 
     /// Runs `f` on the durable state of record `id`.
@@ -320,7 +414,8 @@ impl Inner {
         id: RecordId,
         f: impl FnOnce(View<'_, Automerge>, &RecordMeta) -> Result<T>,
     ) -> Result<T> {
-        let mut st = self.lock_state()?;
+        let st = self.lock_state()?;
+        let mut st = self.wait_returned(st, id);
         let entry = self.cached(&mut st, id)?;
         if entry.committed_heads.is_empty() {
             // Created by a write that is not durable yet.

@@ -4,7 +4,9 @@ use automerge::transaction::{CommitOptions, OwnedTransaction, Transactable};
 use automerge::{ObjType, ReadDoc, ScalarValue, ROOT};
 
 use crate::cache::Entry;
-use crate::commit::{Before, Changed, Staged};
+use std::sync::Arc;
+
+use crate::commit::{Before, Changed, Pending, Prepared, Staged};
 use crate::doc::{self, Candidate, FieldValue, View, DELETED, LIVE, STATE_FIELD};
 use crate::error::{Error, Result, SchemaError};
 use crate::record::Record;
@@ -31,9 +33,17 @@ pub enum Resolution {
 /// closure returns `Ok`, or is discarded when it returns `Err`.
 pub struct Tx<'s> {
     inner: &'s Inner,
-    st: &'s mut State,
+    scope: Scope<'s>,
     now_ms: i64,
     touched: Vec<Touched>,
+}
+
+/// Which records a write may touch.
+enum Scope<'s> {
+    /// Any, holding the state lock (and the exclusive staging lock) throughout.
+    Any(&'s mut State),
+    /// One record, checked out of the cache; no lock held while the closure runs.
+    One(RecordId),
 }
 
 struct Touched {
@@ -70,15 +80,30 @@ impl<'s> Tx<'s> {
     pub(crate) fn new(inner: &'s Inner, st: &'s mut State, now_ms: i64) -> Self {
         Tx {
             inner,
-            st,
+            scope: Scope::Any(st),
             now_ms,
             touched: Vec::new(),
         }
     }
 
+    /// A write confined to `id`, already checked out as `entry`.
+    pub(crate) fn single(inner: &'s Inner, id: RecordId, entry: Entry, now_ms: i64) -> Self {
+        let mut tx = Tx {
+            inner,
+            scope: Scope::One(id),
+            now_ms,
+            touched: Vec::new(),
+        };
+        tx.push_touched(id, entry);
+        tx
+    }
+
     /// Creates a record of `collection` in `space` with a new UUID v7 id. Its collaborative
     /// fields start empty, counters at zero, scalars unset.
     pub fn create(&mut self, collection: &str, space: &SpaceId) -> Result<RecordId> {
+        if let Scope::One(only) = self.scope {
+            return Err(Error::OutOfScope { record: None, only });
+        }
         let def = self.inner.schema.get(collection)?;
         let id = RecordId::new_v7();
         let mut txn = self
@@ -343,12 +368,25 @@ impl<'s> Tx<'s> {
         if let Some(i) = self.touched.iter().position(|t| t.id == id) {
             return Ok(&mut self.touched[i]);
         }
+        let entry = match &mut self.scope {
+            Scope::Any(st) => self.inner.take(st, id)?.ok_or(Error::NotFound(id))?,
+            Scope::One(only) => {
+                return Err(Error::OutOfScope {
+                    record: Some(id),
+                    only: *only,
+                })
+            }
+        };
+        Ok(self.push_touched(id, entry))
+    }
+
+    fn push_touched(&mut self, id: RecordId, entry: Entry) -> &mut Touched {
         let Entry {
             doc,
             meta,
             committed_heads,
             dirty,
-        } = self.inner.take(self.st, id)?.ok_or(Error::NotFound(id))?;
+        } = entry;
         let before = Before {
             heads: doc.get_heads(),
             index: None,
@@ -364,7 +402,7 @@ impl<'s> Tx<'s> {
             before,
             deleted,
         });
-        Ok(self.touched.last_mut().expect("just pushed"))
+        self.touched.last_mut().expect("just pushed")
     }
 
     /// Discards every change and puts the documents back as they were.
@@ -373,51 +411,99 @@ impl<'s> Tx<'s> {
     }
 
     fn rollback_all(&mut self) {
-        for mut t in self.touched.drain(..) {
-            let (doc, _) = t.txn.take().expect("open until finish").rollback();
-            if !t.before.heads.is_empty() {
-                let entry = Entry {
-                    doc,
-                    meta: t.meta,
-                    committed_heads: t.committed_heads,
-                    dirty: t.dirty,
-                };
-                self.st.cache.insert(t.id, entry);
-            }
-        }
-    }
-
-    /// Commits the Automerge transactions and stages the rows to write.
-    pub(crate) fn finish(mut self) -> Staged {
-        let mut staged = Staged::default();
         for mut t in std::mem::take(&mut self.touched) {
-            let txn = t.txn.take().expect("open until finish");
-            let changed = txn.pending_ops() > 0;
-            let doc = if changed {
-                txn.commit_with(CommitOptions::default().with_time(self.now_ms))
-                    .0
-            } else {
-                txn.rollback().0
-            };
-            if !changed && t.before.heads.is_empty() {
-                continue;
-            }
+            let (doc, _) = t.txn.take().expect("open until finish").rollback();
             let entry = Entry {
                 doc,
                 meta: t.meta,
                 committed_heads: t.committed_heads,
                 dirty: t.dirty,
             };
-            let changed = Changed {
-                id: t.id,
-                entry,
-                before: t.before,
+            match &mut self.scope {
+                // A record created by this write has no heads and is simply dropped.
+                Scope::Any(st) if !t.before.heads.is_empty() => st.cache.insert(t.id, entry),
+                Scope::Any(_) => {}
+                Scope::One(_) => {
+                    let mut st = crate::commit::lock(&self.inner.state);
+                    self.inner.check_in(&mut st, t.id, entry);
+                }
+            }
+        }
+    }
+
+    /// Commits the Automerge transactions and stages the rows to write (any-record scope).
+    pub(crate) fn finish(mut self) -> Staged {
+        let mut staged = Staged::default();
+        for t in std::mem::take(&mut self.touched) {
+            let Some(changed) = commit_touched(t, self.now_ms) else {
+                continue;
+            };
+            let Scope::Any(st) = &mut self.scope else {
+                unreachable!("finish_single")
             };
             self.inner
-                .stage_record(self.st, &mut staged, changed, Origin::Local, self.now_ms);
+                .stage_record(st, &mut staged, changed, Origin::Local, self.now_ms);
         }
         staged
     }
+
+    /// Commits a single-record write: its rows are prepared without any lock, then it takes
+    /// its place in the queue and the record is checked back in. `None` if nothing changed.
+    pub(crate) fn finish_single(mut self) -> Result<Option<Arc<Pending>>> {
+        let t = self
+            .touched
+            .pop()
+            .expect("a single-record write holds its record");
+        let id = t.id;
+        let changed = commit_touched(t, self.now_ms).expect("an existing record");
+        let prepared = self
+            .inner
+            .prepare_record(changed, Origin::Local, self.now_ms);
+        let mut st = crate::commit::lock(&self.inner.state);
+        let (entry, staged) = match prepared {
+            Prepared::Unchanged(entry) => (entry, None),
+            Prepared::Changed(p) => {
+                if st.out.get(&id).is_some_and(|o| o.failed) {
+                    self.inner.check_in(&mut st, id, p.into_entry());
+                    return Err(Error::CommitFailed(
+                        "an earlier write to this record failed".into(),
+                    ));
+                }
+                let mut staged = Staged::default();
+                let entry = self.inner.install(&mut st, &mut staged, *p);
+                (entry, Some(staged))
+            }
+        };
+        self.inner.check_in(&mut st, id, entry);
+        Ok(staged.map(|s| self.inner.enqueue(&mut st, s)))
+    }
+}
+
+/// Commits a touched record's Automerge transaction; `None` for a record this write
+/// created and then left without changes.
+fn commit_touched(mut t: Touched, now_ms: i64) -> Option<Changed> {
+    let txn = t.txn.take().expect("open until finish");
+    let changed = txn.pending_ops() > 0;
+    let doc = if changed {
+        txn.commit_with(CommitOptions::default().with_time(now_ms))
+            .0
+    } else {
+        txn.rollback().0
+    };
+    if !changed && t.before.heads.is_empty() {
+        return None;
+    }
+    let entry = Entry {
+        doc,
+        meta: t.meta,
+        committed_heads: t.committed_heads,
+        dirty: t.dirty,
+    };
+    Some(Changed {
+        id: t.id,
+        entry,
+        before: t.before,
+    })
 }
 
 impl Drop for Tx<'_> {

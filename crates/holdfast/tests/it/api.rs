@@ -411,6 +411,98 @@ fn concurrent_writers_to_one_record_all_land() {
 }
 
 #[test]
+fn single_record_updates_run_in_parallel_with_writes_and_reads_and_lose_nothing() {
+    let s = open();
+    let shared = s.write(|tx| tx.create("item", &space("t"))).unwrap();
+    let own: Vec<_> = (0..6)
+        .map(|_| s.write(|tx| tx.create("note", &space("t"))).unwrap())
+        .collect();
+    let rounds = 40;
+    let mut handles = Vec::new();
+    // Six writers on their own notes, each also bumping the shared counter.
+    for &id in &own {
+        let store = s.store.clone();
+        handles.push(std::thread::spawn(move || {
+            for i in 0..rounds {
+                store
+                    .update(id, |tx| tx.splice_text(id, "body", i, 0, "x"))
+                    .unwrap();
+                store
+                    .update(shared, |tx| tx.increment(shared, "on_hand", 1))
+                    .unwrap();
+            }
+        }));
+    }
+    // A writer creating records and touching two at once (exclusive writes).
+    let store = s.store.clone();
+    let first = own[0];
+    handles.push(std::thread::spawn(move || {
+        for _ in 0..rounds {
+            store
+                .write(|tx| {
+                    tx.create("note", &space("t"))?;
+                    tx.increment(shared, "on_hand", 1)?;
+                    tx.list_push(first, "tags", "w")
+                })
+                .unwrap();
+        }
+    }));
+    // A reader that must only ever see durable, consistent states.
+    let store = s.store.clone();
+    handles.push(std::thread::spawn(move || {
+        let mut last = 0;
+        for _ in 0..200 {
+            let n = store.get(shared).unwrap().counter("on_hand").unwrap();
+            assert!(
+                n >= last,
+                "a reader saw the counter go back: {last} then {n}"
+            );
+            last = n;
+        }
+    }));
+    for h in handles {
+        h.join().unwrap();
+    }
+    let expected_shared = (own.len() * rounds + rounds) as i64;
+    let check = |s: &holdfast::Store| {
+        assert_eq!(
+            s.get(shared).unwrap().counter("on_hand").unwrap(),
+            expected_shared
+        );
+        for &id in &own {
+            assert_eq!(s.get(id).unwrap().text("body").unwrap(), "x".repeat(rounds));
+        }
+        assert_eq!(s.get(first).unwrap().list("tags").unwrap().len(), rounds);
+        assert_eq!(s.all("note").unwrap().len(), own.len() + rounds);
+    };
+    check(&s);
+    let s = s.reopen();
+    check(&s);
+    let (path, _dir) = s.close();
+    assert!(Store::check(&path).unwrap().is_ok());
+}
+
+#[test]
+fn a_single_record_update_refuses_other_records() {
+    let s = open();
+    let a = s.write(|tx| tx.create("note", &space("t"))).unwrap();
+    let b = s.write(|tx| tx.create("note", &space("t"))).unwrap();
+    let r = s.update(a, |tx| {
+        tx.set(a, "title", "changed")?;
+        tx.set(b, "title", "not allowed")
+    });
+    assert!(matches!(r, Err(Error::OutOfScope { record: Some(r), only }) if r == b && only == a));
+    let r = s.update(a, |tx| tx.create("note", &space("t")).map(drop));
+    assert!(matches!(r, Err(Error::OutOfScope { record: None, .. })));
+    // Neither refused write left anything behind, and the record is usable.
+    assert_eq!(s.get(a).unwrap().get("title").unwrap(), None);
+    s.update(a, |tx| tx.set(a, "title", "ok")).unwrap();
+    assert_eq!(s.get(a).unwrap().get("title").unwrap(), Some(&"ok".into()));
+    let missing = holdfast::RecordId::new_v7();
+    assert!(matches!(s.update(missing, |_| Ok(())), Err(Error::NotFound(m)) if m == missing));
+}
+
+#[test]
 fn a_tiny_cache_still_serves_every_record() {
     let s = open_with(StoreConfig::new(schema()).cache_bytes(1));
     let ids: Vec<_> = (0..50)

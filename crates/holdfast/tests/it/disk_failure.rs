@@ -90,7 +90,12 @@ fn a_failed_group_commit_fails_its_writers_and_leaves_no_trace() {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                store.write(|tx| tx.set(id, "title", format!("lost {i}")))
+                // Both write paths: the exclusive one and the single-record one.
+                if i % 2 == 0 {
+                    store.write(|tx| tx.set(id, "title", format!("lost {i}")))
+                } else {
+                    store.update(id, |tx| tx.set(id, "title", format!("lost {i}")))
+                }
             })
         })
         .collect();
