@@ -9,7 +9,7 @@ use holdfast::{
     SchemaError, Store, StoreConfig, Value,
 };
 
-use crate::util::{open, open_with, schema, space};
+use crate::util::{notes_with_priority, open, open_with, schema, space};
 
 #[test]
 fn create_read_update_all_field_kinds() {
@@ -526,16 +526,7 @@ fn a_tiny_cache_still_serves_every_record() {
 #[test]
 fn opening_a_store_loads_no_document_and_reads_load_only_what_they_need() {
     let s = open();
-    let ids: Vec<_> = (0..300)
-        .map(|i| {
-            s.write(|tx| {
-                let id = tx.create("note", &space("t"))?;
-                tx.set(id, "priority", i)?;
-                Ok(id)
-            })
-            .unwrap()
-        })
-        .collect();
+    let ids = notes_with_priority(&s, 300);
     let s = s.reopen();
     assert_eq!(s.stats().unwrap().cached_documents, 0);
     // Queries are index scans: still nothing loaded.

@@ -2,21 +2,12 @@
 
 use holdfast::SyncState;
 
-use crate::util::{open, space};
+use crate::util::{notes_with_priority, open, space};
 
 #[test]
 fn entries_flow_from_queued_to_synced() {
     let s = open();
-    let ids: Vec<_> = (0..5)
-        .map(|i| {
-            s.write(|tx| {
-                let id = tx.create("note", &space("t"))?;
-                tx.set(id, "priority", i)?;
-                Ok(id)
-            })
-            .unwrap()
-        })
-        .collect();
+    let ids = notes_with_priority(&s, 5);
     assert!(ids
         .iter()
         .all(|id| s.sync_state(*id).unwrap() == SyncState::Queued));

@@ -83,6 +83,21 @@ pub fn reopen(path: &Path) -> Store {
     Store::open(path, StoreConfig::new(schema())).unwrap()
 }
 
+/// Creates `n` notes in space "t" with priority 0..n, one write each.
+pub fn notes_with_priority(store: &Store, n: i64) -> Vec<holdfast::RecordId> {
+    (0..n)
+        .map(|i| {
+            store
+                .write(|tx| {
+                    let id = tx.create("note", &space("t"))?;
+                    tx.set(id, "priority", i)?;
+                    Ok(id)
+                })
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Moves every change from `from` to `to` through a bundle.
 pub fn sync_one_way(from: &Store, to: &Store) {
     let export = from.export_changes(None, None).unwrap();
