@@ -107,25 +107,18 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A record's write, ready to be installed in the queue.
-pub(crate) struct PreparedWrite {
-    entry: Entry,
-    record: StagedRecord,
-    event: ChangeEvent,
+/// A record after preparing its write: the entry, and the rows and event to queue (none
+/// when nothing changed).
+pub(crate) struct Prepared {
+    pub entry: Entry,
+    write: Option<(StagedRecord, ChangeEvent)>,
 }
 
-impl PreparedWrite {
-    /// The entry, for a write that will not be installed.
-    pub(crate) fn into_entry(self) -> Entry {
-        self.entry
+impl Prepared {
+    /// Whether there is anything to write.
+    pub(crate) fn changed(&self) -> bool {
+        self.write.is_some()
     }
-}
-
-/// What preparing a record's write found.
-pub(crate) enum Prepared {
-    /// Nothing changed: the entry as it was.
-    Unchanged(Entry),
-    Changed(Box<PreparedWrite>),
 }
 
 /// A record changed in memory, to be staged.
@@ -180,22 +173,18 @@ impl Inner {
         now_ms: i64,
     ) {
         let id = changed.id;
-        let entry = match self.prepare_record(changed, origin, now_ms) {
-            Prepared::Unchanged(entry) => entry,
-            Prepared::Changed(p) => self.install(st, staged, *p),
-        };
+        let entry = self.install(st, staged, self.prepare_record(changed, origin, now_ms));
         st.cache.insert(id, entry);
     }
 
     /// Puts a prepared write in the queue's order: takes its log sequence, adds its rows and
-    /// event to `staged`, and returns the entry pinned by one more staged write. Call with
-    /// the state lock held.
-    pub(crate) fn install(&self, st: &mut State, staged: &mut Staged, p: PreparedWrite) -> Entry {
-        let PreparedWrite {
-            mut entry,
-            mut record,
-            event,
-        } = p;
+    /// event to `staged`, and returns the entry pinned by one more staged write (as it was,
+    /// when nothing changed). Call with the state lock held.
+    pub(crate) fn install(&self, st: &mut State, staged: &mut Staged, p: Prepared) -> Entry {
+        let Prepared { mut entry, write } = p;
+        let Some((mut record, event)) = write else {
+            return entry;
+        };
         let seq = st.log_next;
         st.log_next += 1;
         match &mut record.log {
@@ -218,7 +207,7 @@ impl Inner {
         let doc = &entry.doc;
         let heads_after = doc.get_heads();
         if heads_after == before.heads {
-            return Prepared::Unchanged(entry);
+            return Prepared { entry, write: None };
         }
         let view = View::latest(doc);
         let collection = self.schema.collections.get(&entry.meta.collection);
@@ -333,11 +322,10 @@ impl Inner {
             conflicts,
             now_ms,
         };
-        Prepared::Changed(Box::new(PreparedWrite {
+        Prepared {
             entry,
-            record,
-            event,
-        }))
+            write: Some((record, event)),
+        }
     }
 
     /// Queues a staged write for the next group commit. Call with the state lock held, right

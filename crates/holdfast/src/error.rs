@@ -128,6 +128,15 @@ pub enum Error {
         /// The current length.
         len: usize,
     },
+    /// A plain read of a versioned field that is in conflict: read it with
+    /// [`Record::field`](crate::Record::field) to get the candidates, then resolve.
+    #[error("{field:?} of record {record} has conflicting versions to choose from")]
+    Conflicted {
+        /// The record.
+        record: RecordId,
+        /// The field.
+        field: String,
+    },
     /// The field has no conflict to resolve, or the resolution does not fit it.
     #[error("cannot resolve {field:?} of record {record}: {reason}")]
     Resolve {

@@ -73,10 +73,9 @@ impl Record {
         match self.field(name)? {
             FieldValue::Value(v) => Ok(Some(v)),
             FieldValue::Missing => Ok(None),
-            FieldValue::Conflict(_) => Err(Error::Resolve {
+            FieldValue::Conflict(_) => Err(Error::Conflicted {
                 record: self.id,
                 field: name.to_owned(),
-                reason: "it has conflicting versions; show them to the user and resolve",
             }),
             _ => Err(self.wrong(name, "get")),
         }

@@ -6,7 +6,7 @@ use automerge::{ObjType, ReadDoc, ScalarValue, ROOT};
 use crate::cache::Entry;
 use std::sync::Arc;
 
-use crate::commit::{Before, Changed, Pending, Prepared, Staged};
+use crate::commit::{Before, Changed, Pending, Staged};
 use crate::doc::{self, Candidate, FieldValue, View, DELETED, LIVE, STATE_FIELD};
 use crate::error::{Error, Result, SchemaError};
 use crate::record::Record;
@@ -460,20 +460,15 @@ impl<'s> Tx<'s> {
             .inner
             .prepare_record(changed, Origin::Local, self.now_ms);
         let mut st = crate::commit::lock(&self.inner.state);
-        let (entry, staged) = match prepared {
-            Prepared::Unchanged(entry) => (entry, None),
-            Prepared::Changed(p) => {
-                if st.out.get(&id).is_some_and(|o| o.failed) {
-                    self.inner.check_in(&mut st, id, p.into_entry());
-                    return Err(Error::CommitFailed(
-                        "an earlier write to this record failed".into(),
-                    ));
-                }
-                let mut staged = Staged::default();
-                let entry = self.inner.install(&mut st, &mut staged, *p);
-                (entry, Some(staged))
-            }
-        };
+        let changed = prepared.changed();
+        if changed && st.out.get(&id).is_some_and(|o| o.failed) {
+            self.inner.check_in(&mut st, id, prepared.entry);
+            let why = "an earlier write to this record failed";
+            return Err(Error::CommitFailed(why.into()));
+        }
+        let mut staged = Staged::default();
+        let entry = self.inner.install(&mut st, &mut staged, prepared);
+        let staged = changed.then_some(staged);
         self.inner.check_in(&mut st, id, entry);
         Ok(staged.map(|s| self.inner.enqueue(&mut st, s)))
     }
