@@ -111,7 +111,10 @@ fn concurrent_versioned_writes_conflict_identically_and_one_resolution_settles_b
             (id, "status")
         );
         assert!(
-            s.get(id).unwrap().get("status").is_err(),
+            matches!(
+                s.get(id).unwrap().get("status"),
+                Err(holdfast::Error::Conflicted { .. })
+            ),
             "no silent winner"
         );
         assert_eq!(s.conflict_counts().unwrap().detected, 1);
