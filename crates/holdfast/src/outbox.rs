@@ -204,27 +204,18 @@ impl Outbox<'_> {
         let mut batch = Vec::new();
         {
             let mut log = txn.open_table(tables::LOG)?;
+            // The in-memory index picks the candidates without scanning the outbox; each row
+            // is re-checked, since only rows are the truth.
+            let hint = self.index().due(entries_max, bytes_max);
             let mut due = Vec::new();
-            let mut bytes = 0u64;
-            for item in log.range(tables::log_all(LOG_OUTBOX))? {
-                let (k, v) = item?;
-                let (row, changes) = tables::decode_outbox(v.value())?;
-                let is_due = matches!(
-                    row.state,
-                    RowState::Queued
-                        | RowState::Failed {
-                            permanent: false,
-                            ..
-                        }
-                );
-                if !is_due {
+            for seq in hint {
+                let Some(bytes) = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec()) else {
                     continue;
+                };
+                let (row, changes) = tables::decode_outbox(&bytes)?;
+                if index::is_due(&row.state) {
+                    due.push((seq, row, changes.to_vec()));
                 }
-                if !due.is_empty() && (due.len() >= entries_max || bytes + row.bytes > bytes_max) {
-                    break;
-                }
-                bytes += row.bytes;
-                due.push((k.value().1, row, changes.to_vec()));
             }
             for (seq, mut row, changes) in due {
                 row.state = RowState::Sending;
@@ -300,7 +291,8 @@ impl Outbox<'_> {
 
     /// Puts every `Sending` entry back in the queue (after a disconnect). Returns how many.
     pub fn requeue_sending(&self) -> Result<usize> {
-        self.update(|_, row| {
+        let seqs = self.index().matching(|s| *s == RowState::Sending);
+        self.update(seqs, |row| {
             let hit = row.state == RowState::Sending;
             if hit {
                 row.state = RowState::Queued;
@@ -311,7 +303,10 @@ impl Outbox<'_> {
 
     /// Puts every failed entry back in the queue (the user's "Retry now"). Returns how many.
     pub fn retry_failed(&self) -> Result<usize> {
-        self.update(|_, row| {
+        let seqs = self
+            .index()
+            .matching(|s| matches!(s, RowState::Failed { .. }));
+        self.update(seqs, |row| {
             let hit = matches!(row.state, RowState::Failed { .. });
             if hit {
                 row.state = RowState::Queued;
@@ -331,11 +326,28 @@ impl Outbox<'_> {
         Ok(found)
     }
 
-    /// Rewrites the rows for which `f` returns true, durably, in one transaction.
-    fn update(&self, f: impl FnMut(u64, &mut OutboxRow) -> bool) -> Result<usize> {
+    /// Rewrites the rows among `seqs` for which `f` returns true, durably, in one
+    /// transaction.
+    fn update(&self, seqs: Vec<u64>, mut f: impl FnMut(&mut OutboxRow) -> bool) -> Result<usize> {
         self.store.inner.writable()?;
         let txn = self.store.inner.db.begin_write()?;
-        let changed = update_in(&txn, f)?;
+        let mut changed = Vec::new();
+        {
+            let mut log = txn.open_table(tables::LOG)?;
+            for seq in seqs {
+                let Some(bytes) = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec()) else {
+                    continue;
+                };
+                let (mut row, changes) = tables::decode_outbox(&bytes)?;
+                if f(&mut row) {
+                    log.insert(
+                        (LOG_OUTBOX, seq),
+                        tables::encode_outbox(&row, changes).as_slice(),
+                    )?;
+                    changed.push((seq, row.state));
+                }
+            }
+        }
         txn.commit()?;
         let mut index = self.index();
         for (seq, state) in &changed {

@@ -90,7 +90,7 @@ fn value_parse_round_trips_display() {
 
 #[test]
 fn chunks_are_compacted_into_the_snapshot_and_reload_identically() {
-    use redb::{ReadableDatabase, ReadableTable};
+    use redb::ReadableDatabase;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.redb");
     let schema = Schema::new(1).collection("note", [("body", Field::text())]);

@@ -11,6 +11,7 @@ struct Item {
     record: RecordId,
     state: RowState,
     created_ms: i64,
+    bytes: u64,
 }
 
 #[derive(Default)]
@@ -25,6 +26,7 @@ impl OutboxIndex {
             record: row.record,
             state: row.state.clone(),
             created_ms: row.created_ms,
+            bytes: row.bytes,
         };
         self.by_record.entry(row.record).or_default().insert(seq);
         self.entries.insert(seq, item);
@@ -60,4 +62,43 @@ impl OutboxIndex {
     pub fn all(&self) -> impl Iterator<Item = (&RowState, i64)> {
         self.entries.values().map(|i| (&i.state, i.created_ms))
     }
+
+    /// The entries due to be sent next, in order: at most `entries_max`, at most `bytes_max`
+    /// change bytes, and always at least one if any is due. A hint: rows are the truth.
+    pub fn due(&self, entries_max: usize, bytes_max: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for (seq, item) in &self.entries {
+            if !is_due(&item.state) {
+                continue;
+            }
+            if !out.is_empty() && (out.len() >= entries_max || bytes + item.bytes > bytes_max) {
+                break;
+            }
+            bytes += item.bytes;
+            out.push(*seq);
+        }
+        out
+    }
+
+    /// The entries whose state matches, in order.
+    pub fn matching(&self, f: impl Fn(&RowState) -> bool) -> Vec<u64> {
+        self.entries
+            .iter()
+            .filter(|(_, i)| f(&i.state))
+            .map(|(s, _)| *s)
+            .collect()
+    }
+}
+
+/// Queued, or failed in a way the worker retries by itself.
+pub(crate) fn is_due(state: &RowState) -> bool {
+    matches!(
+        state,
+        RowState::Queued
+            | RowState::Failed {
+                permanent: false,
+                ..
+            }
+    )
 }

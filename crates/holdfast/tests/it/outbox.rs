@@ -145,3 +145,44 @@ fn sending_entries_are_requeued_after_a_restart_or_disconnect() {
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].entry.attempts, 3, "attempts survive the restart");
 }
+
+#[test]
+fn a_large_outbox_drains_in_order_exactly_once_across_a_disconnect() {
+    let s = open();
+    for _ in 0..40 {
+        s.write(|tx| {
+            for _ in 0..50 {
+                tx.create("note", &space("t"))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let total = s.sync_summary().unwrap().pending;
+    assert_eq!(total, 2000);
+    let mut acked = Vec::new();
+    let mut round = 0;
+    loop {
+        let batch = s.outbox().take_batch(64, u64::MAX).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        round += 1;
+        if round == 7 {
+            // The connection drops with this batch in flight: it goes back to the queue.
+            assert_eq!(s.outbox().requeue_sending().unwrap(), batch.len());
+            continue;
+        }
+        let seqs: Vec<(u64, u64)> = batch.iter().map(|p| (p.entry.seq, 0)).collect();
+        s.outbox().mark_acked(&seqs).unwrap();
+        acked.extend(seqs.into_iter().map(|(seq, _)| seq));
+    }
+    assert_eq!(acked.len(), 2000);
+    assert!(
+        acked.windows(2).all(|w| w[0] < w[1]),
+        "sent in outbox order, each once"
+    );
+    let summary = s.sync_summary().unwrap();
+    assert_eq!((summary.pending, summary.failed), (0, 0));
+    assert!(s.outbox().list(None, 10).unwrap().is_empty());
+}
