@@ -136,6 +136,44 @@ fn failed_closure_writes_nothing() {
 }
 
 #[test]
+fn a_panicking_closure_leaves_the_store_usable_and_unchanged() {
+    let s = open();
+    let id = s.write(|tx| tx.create("note", &space("t"))).unwrap();
+    s.update(id, |tx| tx.set(id, "title", "kept")).unwrap();
+    let store = s.store.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _: holdfast::Result<()> = store.update(id, |tx| {
+            tx.set(id, "title", "half done")?;
+            panic!("app bug inside an update");
+        });
+    }));
+    assert!(r.is_err());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _: holdfast::Result<()> = store.write(|tx| {
+            tx.set(id, "title", "half done too")?;
+            tx.create("note", &space("t"))?;
+            panic!("app bug inside a write");
+        });
+    }));
+    assert!(r.is_err());
+    // Nothing of either write is visible, and both paths still work.
+    assert_eq!(
+        s.get(id).unwrap().get("title").unwrap(),
+        Some(&"kept".into())
+    );
+    assert_eq!(s.all("note").unwrap(), vec![id]);
+    s.update(id, |tx| tx.set(id, "title", "after")).unwrap();
+    s.write(|tx| tx.set(id, "priority", 1)).unwrap();
+    drop(store);
+    let s = s.reopen();
+    assert_eq!(
+        s.get(id).unwrap().get("title").unwrap(),
+        Some(&"after".into())
+    );
+    assert_eq!(s.sync_summary().unwrap().pending, 4);
+}
+
+#[test]
 fn one_write_changes_several_records_atomically() {
     let s = open();
     let t = space("shop");
