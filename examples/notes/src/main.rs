@@ -154,6 +154,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// "1 note", "3 notes".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn status(note: &holdfast::Record) -> String {
     match note.field("status") {
         Ok(FieldValue::Value(v)) => v.to_string(),
