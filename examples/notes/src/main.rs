@@ -125,18 +125,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Command::Export { file } => {
             let export = store.export_changes(None, None)?;
             std::fs::write(&file, &export.bytes)?;
-            println!(
-                "wrote {} notes ({} changes) to {}",
-                export.records,
-                export.changes,
-                file.display()
+            let (notes, changes) = (
+                count(export.records, "note"),
+                count(export.changes, "change"),
             );
+            println!("wrote {notes} ({changes}) to {}", file.display());
         }
         Command::Import { file } => {
             let summary = store.import_changes(&std::fs::read(&file)?)?;
+            let changed = count(summary.records_changed, "note");
             println!(
-                "{} notes changed, {} new changes",
-                summary.records_changed, summary.changes_applied
+                "{changed} changed, {} new",
+                count(summary.changes_applied, "change")
             );
             for (id, why) in summary.rejected {
                 println!("not imported: {id}: {why}");
