@@ -39,8 +39,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The sans-IO client and relay session state machines that drive this conversation are to
-//! be added on top of these frames.
+//! The [`session`] module drives this conversation without doing I/O: a
+//! [`RelaySession`] per connection on the relay, a [`ClientSession`] in the device's sync
+//! worker. Each takes bytes and events and returns frames to send and effects to carry out.
 
 #![warn(missing_docs)]
 
@@ -50,6 +51,7 @@ mod error;
 mod frame;
 mod ids;
 pub mod limits;
+pub mod session;
 
 pub use codec::{decode, encode, encode_with_stats, EncodeStats};
 pub use error::{DecodeError, EncodeError, InvalidSpaceId, LimitExceeded, LimitKind};
@@ -58,3 +60,4 @@ pub use frame::{
     SpaceCursor, Token,
 };
 pub use ids::{ChangeHash, DeviceId, EventId, RecordId, SpaceId};
+pub use session::{ClientSession, RelaySession};

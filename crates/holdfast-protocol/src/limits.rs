@@ -73,6 +73,46 @@ pub const RECORD_BYTES_MAX_DEFAULT: u64 = 64 * MIB as u64;
 /// many `Push` frames a device may send before the first of them is acked.
 pub const PUSHES_IN_FLIGHT_MAX_DEFAULT: u32 = 8;
 
+/// Default for [`RelayConfig::push_rate_per_sec`]: `Push` frames one connection may send per
+/// second, on average, before pushes are refused with `RateLimited`.
+///
+/// [`RelayConfig::push_rate_per_sec`]: crate::session::RelayConfig::push_rate_per_sec
+pub const PUSH_RATE_PER_SEC_DEFAULT: u32 = 50;
+
+/// Default for [`RelayConfig::push_burst`]: `Push` frames one connection may send at once
+/// after a quiet spell (the size of its token bucket).
+///
+/// [`RelayConfig::push_burst`]: crate::session::RelayConfig::push_burst
+pub const PUSH_BURST_DEFAULT: u32 = 100;
+
+/// Default for [`RelayConfig::pulls_in_flight_max`]: pulls of one connection the relay's
+/// storage works on at once; beyond it the relay stops reading.
+///
+/// [`RelayConfig::pulls_in_flight_max`]: crate::session::RelayConfig::pulls_in_flight_max
+pub const PULLS_IN_FLIGHT_MAX_DEFAULT: u32 = 4;
+
+/// Default most change bytes asked for, or answered, in one `Pull`.
+pub const PULL_BYTES_MAX_DEFAULT: u64 = 4 * MIB as u64;
+
+/// Default most change bytes a device puts in one `Push`; a larger entry goes alone.
+pub const PUSH_BYTES_MAX_DEFAULT: u64 = MIB as u64;
+
+/// Default time a relay waits for a connection's `Hello`, or a device for the `Welcome`,
+/// in milliseconds.
+pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
+/// Default time without hearing from the peer after which a session sends a `Ping`, in
+/// milliseconds.
+pub const KEEPALIVE_INTERVAL_MS_DEFAULT: u64 = 30_000;
+
+/// Default time without hearing from the peer after which a session closes, in
+/// milliseconds: a peer that answers pings is never idle.
+pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 90_000;
+
+/// Default `retry_after_secs` a relay sends when it turns a connection away because it is
+/// shutting down or overloaded.
+pub const BUSY_RETRY_AFTER_SECS_DEFAULT: u32 = 5;
+
 // The version travels in one header byte; `Limits` carries byte counts as `u32`.
 const _: () = assert!(PROTOCOL_VERSION <= u8::MAX as u16);
 const _: () = assert!(PROTOCOL_VERSION_MIN_SUPPORTED <= PROTOCOL_VERSION);
@@ -81,3 +121,6 @@ const _: () = assert!(BODY_BYTES_MAX <= u32::MAX as usize);
 const _: () = assert!(BATCH_ENTRIES_MAX <= u32::MAX as usize);
 const _: () = assert!(CHANGES_PER_ENTRY_MAX <= u32::MAX as usize);
 const _: () = assert!(COMPRESS_SAVINGS_PERCENT_MIN < 100);
+const _: () = assert!(KEEPALIVE_INTERVAL_MS_DEFAULT < IDLE_TIMEOUT_MS_DEFAULT);
+const _: () = assert!(PUSH_BYTES_MAX_DEFAULT < FRAME_BYTES_MAX as u64);
+const _: () = assert!(PULL_BYTES_MAX_DEFAULT < FRAME_BYTES_MAX as u64);
