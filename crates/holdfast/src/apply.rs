@@ -44,10 +44,11 @@ impl Inner {
     ) -> Result<ApplySummary> {
         self.writable()?;
         self.check_reentrant()?;
-        let _exclusive = self.staging.write().unwrap_or_else(|e| e.into_inner());
         let now = self.now();
         let mut summary = ApplySummary::default();
         let pending = {
+            // Held until the write is queued, not while it waits for its fsync.
+            let _exclusive = self.staging.write().unwrap_or_else(|e| e.into_inner());
             let mut st = self.lock_state()?;
             let mut staged = Staged::default();
             for inc in incoming {

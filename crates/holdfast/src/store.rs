@@ -247,13 +247,14 @@ impl Store {
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.inner.writable()?;
         self.inner.check_reentrant()?;
-        let _exclusive = self
-            .inner
-            .staging
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
         let now = self.inner.now();
         let (out, pending) = {
+            // Held until the write is queued, not while it waits for its fsync.
+            let _exclusive = self
+                .inner
+                .staging
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             let mut st = self.inner.lock_state()?;
             let mut tx = Tx::new(&self.inner, &mut st, now);
             let out = match in_write(|| f(&mut tx)) {
@@ -279,18 +280,22 @@ impl Store {
     pub fn update<T>(&self, id: RecordId, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.inner.writable()?;
         self.inner.check_reentrant()?;
-        let _shared = self.inner.staging.read().unwrap_or_else(|e| e.into_inner());
         let now = self.inner.now();
-        let entry = self.inner.check_out(id)?;
-        let mut tx = Tx::single(&self.inner, id, entry, now);
-        let out = match in_write(|| f(&mut tx)) {
-            Ok(out) => out,
-            Err(e) => {
-                tx.rollback();
-                return Err(e);
-            }
+        let (out, pending) = {
+            // Held until the write is queued, not while it waits for its fsync.
+            let _shared = self.inner.staging.read().unwrap_or_else(|e| e.into_inner());
+            let entry = self.inner.check_out(id)?;
+            let mut tx = Tx::single(&self.inner, id, entry, now);
+            let out = match in_write(|| f(&mut tx)) {
+                Ok(out) => out,
+                Err(e) => {
+                    tx.rollback();
+                    return Err(e);
+                }
+            };
+            (out, tx.finish_single()?)
         };
-        if let Some(pending) = tx.finish_single()? {
+        if let Some(pending) = pending {
             self.inner.wait_durable(pending)?;
         }
         Ok(out)
