@@ -10,7 +10,7 @@ use crate::commit::{Before, Changed, Staged};
 use crate::doc::{FieldValue, View, COLLECTION_KEY, SPACE_KEY};
 use crate::error::Result;
 use crate::schema::FieldKind;
-use crate::store::Inner;
+use crate::store::{Inner, State};
 use crate::subscribe::Origin;
 use crate::tables::RecordMeta;
 use crate::{RecordId, SpaceId};
@@ -53,83 +53,10 @@ impl Inner {
             let mut staged = Staged::default();
             for inc in incoming {
                 let id = inc.record;
-                let mut entry = match self.take(&mut st, id)? {
-                    Some(e) => e,
-                    None => Entry {
-                        doc: self.new_doc(),
-                        meta: RecordMeta {
-                            collection: String::new(),
-                            space: SpaceId::new("pending").expect("valid"),
-                            deleted: false,
-                            heads: Vec::new(),
-                            chunks: 0,
-                            snapshot_bytes: 0,
-                            tail_bytes: 0,
-                            created_ms: now,
-                            updated_ms: now,
-                        },
-                        committed_heads: Vec::new(),
-                        dirty: 0,
-                    },
-                };
-                let before = Before::of(self, id, &entry.doc, &entry.meta);
-                let known = before.heads.len();
-                let fresh = inc
-                    .changes
-                    .iter()
-                    .filter(|c| entry.doc.get_change_by_hash(&c.hash()).is_none())
-                    .count();
-                if let Err(e) = entry.doc.apply_changes(inc.changes) {
-                    summary
-                        .rejected
-                        .push((id, format!("its changes could not be applied: {e}")));
-                    self.put_back(&mut st, id, entry, known);
-                    continue;
+                match self.apply_one(&mut st, inc, now, &mut summary)? {
+                    Ok(changed) => self.stage_record(&mut st, &mut staged, changed, origin, now),
+                    Err(why) => summary.rejected.push((id, why)),
                 }
-                if !entry.doc.get_missing_deps(&[]).is_empty() {
-                    summary.rejected.push((id, "it needs earlier changes this device does not have yet (import the earlier bundle first)".into()));
-                    self.put_back(&mut st, id, entry, known);
-                    continue;
-                }
-                let view = View::latest(&entry.doc);
-                let (Some(collection), Some(space)) =
-                    (view.root_str(COLLECTION_KEY), view.root_str(SPACE_KEY))
-                else {
-                    summary
-                        .rejected
-                        .push((id, "the record's creation is missing".into()));
-                    self.put_back(&mut st, id, entry, known);
-                    continue;
-                };
-                if entry.meta.heads.is_empty() {
-                    let Ok(space) = SpaceId::new(&space) else {
-                        summary
-                            .rejected
-                            .push((id, format!("invalid space name {space:?}")));
-                        continue;
-                    };
-                    if self.schema.get(&collection).is_err() {
-                        summary.rejected.push((
-                            id,
-                            format!("this app version does not know the collection {collection:?}"),
-                        ));
-                        continue;
-                    }
-                    entry.meta.collection = collection;
-                    entry.meta.space = space;
-                }
-                summary.auto_resolved += self.run_resolvers(&mut entry, now);
-                if entry.doc.get_heads() != before.heads {
-                    summary.records_changed += 1;
-                    summary.changes_applied += fresh;
-                }
-                self.stage_record(
-                    &mut st,
-                    &mut staged,
-                    Changed { id, entry, before },
-                    origin,
-                    now,
-                );
             }
             if staged.is_empty() {
                 return Ok(summary);
@@ -140,14 +67,93 @@ impl Inner {
         Ok(summary)
     }
 
-    /// Puts an entry back after a rejected apply; a document that was not on disk is dropped.
-    fn put_back(
+    /// Applies one record's changes in memory. The inner `Err` is why they were refused, in
+    /// words; the record is then left as it was.
+    fn apply_one(
         &self,
-        st: &mut crate::store::State,
-        id: RecordId,
-        entry: Entry,
-        known_heads: usize,
-    ) {
+        st: &mut State,
+        inc: Incoming,
+        now: i64,
+        summary: &mut ApplySummary,
+    ) -> Result<Result<Changed, String>> {
+        let id = inc.record;
+        let mut entry = match self.take(st, id)? {
+            Some(e) => e,
+            None => self.unknown_record(now),
+        };
+        let before = Before::of(self, id, &entry.doc, &entry.meta);
+        let known = before.heads.len();
+        let fresh = inc
+            .changes
+            .iter()
+            .filter(|c| entry.doc.get_change_by_hash(&c.hash()).is_none())
+            .count();
+        let refused = match entry.doc.apply_changes(inc.changes) {
+            Err(e) => Some(format!("its changes could not be applied: {e}")),
+            Ok(()) if !entry.doc.get_missing_deps(&[]).is_empty() => Some(
+                "it needs earlier changes this device does not have yet \
+                 (import the earlier bundle first)"
+                    .into(),
+            ),
+            Ok(()) => self.adopt(&mut entry).err(),
+        };
+        if let Some(why) = refused {
+            self.put_back(st, id, entry, known);
+            return Ok(Err(why));
+        }
+        summary.auto_resolved += self.run_resolvers(&mut entry, now);
+        if entry.doc.get_heads() != before.heads {
+            summary.records_changed += 1;
+            summary.changes_applied += fresh;
+        }
+        Ok(Ok(Changed { id, entry, before }))
+    }
+
+    /// A record this device has never seen; its collection and space come from its changes.
+    fn unknown_record(&self, now: i64) -> Entry {
+        Entry {
+            doc: self.new_doc(),
+            meta: RecordMeta {
+                collection: String::new(),
+                space: SpaceId::new("pending").expect("valid"),
+                deleted: false,
+                heads: Vec::new(),
+                chunks: 0,
+                snapshot_bytes: 0,
+                tail_bytes: 0,
+                created_ms: now,
+                updated_ms: now,
+            },
+            committed_heads: Vec::new(),
+            dirty: 0,
+        }
+    }
+
+    /// Checks the record's creation arrived and, for a record new to this device, takes its
+    /// collection and space from the document.
+    fn adopt(&self, entry: &mut Entry) -> std::result::Result<(), String> {
+        let view = View::latest(&entry.doc);
+        let (Some(collection), Some(space)) =
+            (view.root_str(COLLECTION_KEY), view.root_str(SPACE_KEY))
+        else {
+            return Err("the record's creation is missing".into());
+        };
+        if !entry.meta.heads.is_empty() {
+            return Ok(());
+        }
+        let space = SpaceId::new(&space).map_err(|_| format!("invalid space name {space:?}"))?;
+        if self.schema.get(&collection).is_err() {
+            return Err(format!(
+                "this app version does not know the collection {collection:?}"
+            ));
+        }
+        entry.meta.collection = collection;
+        entry.meta.space = space;
+        Ok(())
+    }
+
+    /// Puts an entry back after a rejected apply; a document that was not on disk is dropped.
+    fn put_back(&self, st: &mut State, id: RecordId, entry: Entry, known_heads: usize) {
         if known_heads > 0 || entry.dirty > 0 {
             st.cache.insert(id, entry);
         }

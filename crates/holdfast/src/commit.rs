@@ -209,102 +209,29 @@ impl Inner {
         if heads_after == before.heads {
             return Prepared { entry, write: None };
         }
-        let view = View::latest(doc);
-        let collection = self.schema.collections.get(&entry.meta.collection);
         let (index_add, index_remove) = match &before.index {
             Some(old) => {
                 let new = index_keys(self, id, doc, &entry.meta);
-                (
-                    new.difference(old).cloned().collect(),
-                    old.difference(&new).cloned().collect(),
-                )
+                let add = new.difference(old).cloned().collect();
+                (add, old.difference(&new).cloned().collect())
             }
             None => (Vec::new(), Vec::new()),
         };
-        let mut conflicts = Vec::new();
-        if let Some(c) = collection {
-            for (name, field) in &c.fields {
-                if field.kind == FieldKind::Versioned {
-                    conflicts.push((name.clone(), view.conflicted(name, field)));
-                }
-            }
-        }
-        conflicts.push((STATE_FIELD.to_owned(), view.state_conflicted()));
-
-        // Persist everything after the heads already handed to the commit queue.
-        let persisted = tables::heads_from_bytes(&entry.meta.heads);
+        let conflicts = self.conflict_flags(doc, &entry.meta.collection);
         // Everything not yet handed to the queue: the chunk to append and, usually, exactly
         // the changes this write made (computed once: it is the costliest step here).
-        let new_changes = doc.get_changes(&persisted);
-        let tail: Vec<u8> = new_changes
-            .iter()
-            .flat_map(|c| c.raw_bytes().iter().copied())
-            .collect();
+        let new_changes = doc.get_changes(&tables::heads_from_bytes(&entry.meta.heads));
+        let chunk = chunk_write(&mut entry.meta, doc, &new_changes);
         let meta = &mut entry.meta;
-        let chunk = if meta.chunks == 0
-            || (meta.tail_bytes + tail.len() as u64 > meta.snapshot_bytes
-                && meta.tail_bytes + tail.len() as u64 > COMPACT_TAIL_BYTES_MIN)
-        {
-            let snapshot = doc.save();
-            let old_chunks = meta.chunks;
-            meta.snapshot_bytes = snapshot.len() as u64;
-            meta.tail_bytes = 0;
-            meta.chunks = 1;
-            ChunkWrite::Replace {
-                old_chunks,
-                snapshot,
-            }
-        } else {
-            let number = meta.chunks;
-            meta.tail_bytes += tail.len() as u64;
-            meta.chunks += 1;
-            ChunkWrite::Append {
-                number,
-                bytes: tail,
-            }
-        };
         meta.heads = tables::heads_to_bytes(&heads_after);
-        meta.deleted = view.deleted();
+        meta.deleted = View::latest(doc).deleted();
         meta.updated_ms = now_ms;
-
-        // One log row per changed record: an outbox entry when something must be sent (its
-        // heads_before makes it a journal row too), else a journal row.
-        let seq = 0; // taken in `install`, in queue order
+        // Remote changes are not sent back; what this device added while applying them is.
         let outgoing: Vec<_> = new_changes
             .iter()
             .filter(|c| origin != Origin::Remote || c.actor_id() == &self.actor)
             .collect();
-        let heads_before = tables::heads_to_bytes(&before.heads);
-        let log = if outgoing.is_empty() {
-            let journal = JournalRow {
-                record: id,
-                heads_before,
-            };
-            StagedLog::Journal {
-                seq,
-                row: tables::encode_row(tables::JOURNAL_ROW_V1, &journal),
-            }
-        } else {
-            let raw: Vec<Vec<u8>> = outgoing.iter().map(|c| c.raw_bytes().to_vec()).collect();
-            let header = OutboxRow {
-                event_id: EventId::new_v7(),
-                record: id,
-                space: meta.space.clone(),
-                change_hashes: outgoing.iter().map(|c| c.hash().0).collect(),
-                heads_before,
-                bytes: raw.iter().map(|c| c.len() as u64).sum(),
-                created_ms: now_ms,
-                attempts: 0,
-                state: RowState::Queued,
-            };
-            let changes = tables::encode_row(tables::CHANGES_ROW_V1, &raw);
-            StagedLog::Outbox {
-                seq,
-                row: tables::encode_outbox(&header, &changes),
-                header,
-            }
-        };
-
+        let log = log_row(id, meta, &before.heads, &outgoing, now_ms);
         let event = ChangeEvent {
             record: id,
             collection: meta.collection.clone(),
@@ -326,6 +253,22 @@ impl Inner {
             entry,
             write: Some((record, event)),
         }
+    }
+
+    /// Every versioned field of the record, and its `_state`, with whether it is in conflict.
+    fn conflict_flags(&self, doc: &Automerge, collection: &str) -> Vec<(String, bool)> {
+        let view = View::latest(doc);
+        let mut flags: Vec<(String, bool)> = self
+            .schema
+            .collections
+            .get(collection)
+            .into_iter()
+            .flat_map(|c| &c.fields)
+            .filter(|(_, f)| f.kind == FieldKind::Versioned)
+            .map(|(name, f)| (name.clone(), view.conflicted(name, f)))
+            .collect();
+        flags.push((STATE_FIELD.to_owned(), view.state_conflicted()));
+        flags
     }
 
     /// Queues a staged write for the next group commit. Call with the state lock held, right
@@ -502,4 +445,77 @@ pub(crate) fn index_rows(txn: &WriteTransaction, add: &BTreeSet<Vec<u8>>) -> Res
         index.insert(k.as_slice(), ())?;
     }
     Ok(())
+}
+
+/// The chunk a write appends, or a new snapshot replacing every chunk once the incremental
+/// bytes outgrow it; updates the chunk bookkeeping in `meta`.
+fn chunk_write(
+    meta: &mut RecordMeta,
+    doc: &Automerge,
+    new_changes: &[automerge::Change],
+) -> ChunkWrite {
+    let tail: Vec<u8> = new_changes
+        .iter()
+        .flat_map(|c| c.raw_bytes().iter().copied())
+        .collect();
+    let tail_after = meta.tail_bytes + tail.len() as u64;
+    if meta.chunks == 0 || (tail_after > meta.snapshot_bytes && tail_after > COMPACT_TAIL_BYTES_MIN)
+    {
+        let snapshot = doc.save();
+        let old_chunks = meta.chunks;
+        meta.snapshot_bytes = snapshot.len() as u64;
+        meta.tail_bytes = 0;
+        meta.chunks = 1;
+        ChunkWrite::Replace {
+            old_chunks,
+            snapshot,
+        }
+    } else {
+        let number = meta.chunks;
+        meta.tail_bytes = tail_after;
+        meta.chunks += 1;
+        ChunkWrite::Append {
+            number,
+            bytes: tail,
+        }
+    }
+}
+
+/// The log row of a record's write: an outbox entry when something must be sent (its
+/// heads-before make it a journal row too), else a journal row. The sequence is taken in
+/// [`Inner::install`], in queue order.
+fn log_row(
+    id: RecordId,
+    meta: &RecordMeta,
+    heads_before: &[ChangeHash],
+    outgoing: &[&automerge::Change],
+    now_ms: i64,
+) -> StagedLog {
+    let heads_before = tables::heads_to_bytes(heads_before);
+    if outgoing.is_empty() {
+        let journal = JournalRow {
+            record: id,
+            heads_before,
+        };
+        let row = tables::encode_row(tables::JOURNAL_ROW_V1, &journal);
+        return StagedLog::Journal { seq: 0, row };
+    }
+    let raw: Vec<Vec<u8>> = outgoing.iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let header = OutboxRow {
+        event_id: EventId::new_v7(),
+        record: id,
+        space: meta.space.clone(),
+        change_hashes: outgoing.iter().map(|c| c.hash().0).collect(),
+        heads_before,
+        bytes: raw.iter().map(|c| c.len() as u64).sum(),
+        created_ms: now_ms,
+        attempts: 0,
+        state: RowState::Queued,
+    };
+    let changes = tables::encode_row(tables::CHANGES_ROW_V1, &raw);
+    StagedLog::Outbox {
+        seq: 0,
+        row: tables::encode_outbox(&header, &changes),
+        header,
+    }
 }
