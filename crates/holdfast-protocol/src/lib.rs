@@ -51,6 +51,7 @@ mod error;
 mod frame;
 mod ids;
 pub mod limits;
+pub mod row;
 pub mod session;
 
 pub use codec::{decode, encode, encode_with_stats, EncodeStats};

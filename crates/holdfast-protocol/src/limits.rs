@@ -124,3 +124,7 @@ const _: () = assert!(COMPRESS_SAVINGS_PERCENT_MIN < 100);
 const _: () = assert!(KEEPALIVE_INTERVAL_MS_DEFAULT < IDLE_TIMEOUT_MS_DEFAULT);
 const _: () = assert!(PUSH_BYTES_MAX_DEFAULT < FRAME_BYTES_MAX as u64);
 const _: () = assert!(PULL_BYTES_MAX_DEFAULT < FRAME_BYTES_MAX as u64);
+
+/// Largest persisted row (device store or relay) that is decoded; a larger length prefix
+/// means a damaged file.
+pub const ROW_BYTES_MAX: usize = 256 << 20;

@@ -15,9 +15,6 @@ mod tests;
 /// whenever a table or row layout changes; a file of a newer format is refused.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Largest row this code will decode; a larger length prefix means damage.
-pub(crate) const ROW_BYTES_MAX: usize = 256 << 20;
-
 /// Store-wide values: [`META_FORMAT`], [`META_EPOCH`], [`META_RELAY_ID`].
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// (space, seq) → [`LogRow`]. Append-only; seq counts from 1 per space, without gaps.
@@ -85,33 +82,14 @@ pub(crate) fn eid(id: EventId) -> u128 {
     u128::from_be_bytes(*id.as_bytes())
 }
 
-/// A row: one version byte, then the bincode body.
-pub(crate) fn encode_row<T: Serialize>(version: u8, row: &T) -> Vec<u8> {
-    let mut out = vec![version];
-    // Serializing plain structs into a Vec cannot fail.
-    let body =
-        bincode::serde::encode_to_vec(row, bincode::config::standard()).expect("row encodes");
-    out.extend_from_slice(&body);
-    out
-}
+pub(crate) use holdfast_protocol::row::encode_row;
 
-/// Decodes a row written by [`encode_row`], bounded by [`ROW_BYTES_MAX`].
+/// Decodes a row (see [`holdfast_protocol::row`]); damage is reported as `Corrupt`.
 pub(crate) fn decode_row<T: DeserializeOwned>(
     version: u8,
     bytes: &[u8],
     what: &str,
 ) -> Result<T, StoreError> {
-    let corrupt = |why: String| StoreError::Corrupt(format!("{what} row: {why}"));
-    match bytes.first() {
-        Some(v) if *v == version => {}
-        Some(v) => return Err(corrupt(format!("unknown row version {v}"))),
-        None => return Err(corrupt("empty".into())),
-    }
-    let config = bincode::config::standard().with_limit::<ROW_BYTES_MAX>();
-    let (row, used) = bincode::serde::decode_from_slice(&bytes[1..], config)
-        .map_err(|e| corrupt(e.to_string()))?;
-    if used + 1 != bytes.len() {
-        return Err(corrupt("trailing bytes".into()));
-    }
-    Ok(row)
+    holdfast_protocol::row::decode_row(version, bytes)
+        .map_err(|e| StoreError::Corrupt(format!("{what} row: {e}")))
 }

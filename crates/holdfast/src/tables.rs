@@ -11,9 +11,6 @@ use crate::{EventId, RecordId, SpaceId};
 /// `store::open`, whenever a table or row layout changes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
-/// Largest row this code will decode; a larger length prefix means damage.
-const ROW_BYTES_MAX: usize = 256 << 20;
-
 // A redb commit costs about one disk page write per B-tree leaf it dirties, so a local
 // write is laid out to dirty two: the record's rows (metadata and new chunk sit at adjacent
 // keys) and the end of the outbox. Per-record outbox states live in memory (`OutboxIndex`). Journal rows are written when an
@@ -105,30 +102,12 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// A row: one version byte, then the bincode body.
-pub(crate) fn encode_row<T: Serialize>(version: u8, row: &T) -> Vec<u8> {
-    let mut out = vec![version];
-    // Serializing plain structs into a Vec cannot fail.
-    let body =
-        bincode::serde::encode_to_vec(row, bincode::config::standard()).expect("row encodes");
-    out.extend_from_slice(&body);
-    out
-}
+pub(crate) use holdfast_protocol::row::encode_row;
 
+/// Decodes a row (see [`holdfast_protocol::row`]); damage is reported as `Corrupt`.
 pub(crate) fn decode_row<T: DeserializeOwned>(version: u8, bytes: &[u8], what: &str) -> Result<T> {
-    let corrupt = |why: String| Error::Corrupt(format!("{what} row: {why}"));
-    match bytes.first() {
-        Some(v) if *v == version => {}
-        Some(v) => return Err(corrupt(format!("unknown row version {v}"))),
-        None => return Err(corrupt("empty".into())),
-    }
-    let config = bincode::config::standard().with_limit::<ROW_BYTES_MAX>();
-    let (row, used) = bincode::serde::decode_from_slice(&bytes[1..], config)
-        .map_err(|e| corrupt(e.to_string()))?;
-    if used + 1 != bytes.len() {
-        return Err(corrupt("trailing bytes".into()));
-    }
-    Ok(row)
+    holdfast_protocol::row::decode_row(version, bytes)
+        .map_err(|e| Error::Corrupt(format!("{what} row: {e}")))
 }
 
 pub(crate) const RECORD_ROW_V1: u8 = 1;

@@ -1,0 +1,34 @@
+use super::*;
+
+#[test]
+fn rows_round_trip_and_refuse_damage() {
+    let row = (7u32, "seven".to_owned(), vec![1u8, 2, 3]);
+    let bytes = encode_row(3, &row);
+    assert_eq!(decode_row::<(u32, String, Vec<u8>)>(3, &bytes), Ok(row));
+    assert_eq!(
+        decode_row::<(u32, String, Vec<u8>)>(4, &bytes),
+        Err(RowError::UnknownVersion(3))
+    );
+    assert_eq!(decode_row::<u32>(3, &[]), Err(RowError::Empty));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        decode_row::<(u32, String, Vec<u8>)>(3, &longer),
+        Err(RowError::TrailingBytes)
+    );
+    let cut = &bytes[..bytes.len() - 1];
+    assert!(matches!(
+        decode_row::<(u32, String, Vec<u8>)>(3, cut),
+        Err(RowError::Body(_))
+    ));
+}
+
+#[test]
+fn a_length_prefix_claiming_more_than_the_limit_is_refused_without_allocating() {
+    // Version 1, then a varint length prefix of 2^40 for a Vec<u8>.
+    let bytes = [1u8, 0xFD, 0, 0, 0, 0, 0, 1, 0, 0];
+    assert!(matches!(
+        decode_row::<Vec<u8>>(1, &bytes),
+        Err(RowError::Body(_))
+    ));
+}
