@@ -116,7 +116,6 @@ impl Inner {
             meta: RecordMeta {
                 collection: String::new(),
                 space: SpaceId::new("pending").expect("valid"),
-                deleted: false,
                 heads: Vec::new(),
                 chunks: 0,
                 snapshot_bytes: 0,

@@ -224,7 +224,6 @@ impl Inner {
         let chunk = chunk_write(&mut entry.meta, doc, &new_changes);
         let meta = &mut entry.meta;
         meta.heads = tables::heads_to_bytes(&heads_after);
-        meta.deleted = View::latest(doc).deleted();
         meta.updated_ms = now_ms;
         // Remote changes are not sent back; what this device added while applying them is.
         let outgoing: Vec<_> = new_changes

@@ -292,13 +292,7 @@ impl Outbox<'_> {
     /// Puts every `Sending` entry back in the queue (after a disconnect). Returns how many.
     pub fn requeue_sending(&self) -> Result<usize> {
         let seqs = self.index().matching(|s| *s == RowState::Sending);
-        self.update(seqs, |row| {
-            let hit = row.state == RowState::Sending;
-            if hit {
-                row.state = RowState::Queued;
-            }
-            hit
-        })
+        self.update(seqs, requeue)
     }
 
     /// Puts every failed entry back in the queue (the user's "Retry now"). Returns how many.
@@ -417,14 +411,17 @@ pub(crate) fn load_index(txn: &WriteTransaction) -> Result<OutboxIndex> {
     Ok(index)
 }
 
+/// A `Sending` entry goes back to the queue; returns whether it was one.
+fn requeue(row: &mut OutboxRow) -> bool {
+    let hit = row.state == RowState::Sending;
+    if hit {
+        row.state = RowState::Queued;
+    }
+    hit
+}
+
 /// At open: entries that were being sent when the process stopped go back in the queue.
 pub(crate) fn requeue_sending_in(txn: &WriteTransaction) -> Result<usize> {
-    let changed = update_in(txn, |_, row| {
-        let hit = row.state == RowState::Sending;
-        if hit {
-            row.state = RowState::Queued;
-        }
-        hit
-    })?;
+    let changed = update_in(txn, |_, row| requeue(row))?;
     Ok(changed.len())
 }

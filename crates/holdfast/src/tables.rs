@@ -120,7 +120,6 @@ pub(crate) const CHANGES_ROW_V1: u8 = 1;
 pub(crate) struct RecordMeta {
     pub collection: String,
     pub space: SpaceId,
-    pub deleted: bool,
     pub heads: Vec<[u8; 32]>,
     /// Number of rows in CHUNKS (the snapshot counts as one).
     pub chunks: u32,

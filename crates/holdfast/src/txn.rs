@@ -119,7 +119,6 @@ impl<'s> Tx<'s> {
         let meta = RecordMeta {
             collection: collection.to_owned(),
             space: space.clone(),
-            deleted: false,
             heads: Vec::new(),
             chunks: 0,
             snapshot_bytes: 0,

@@ -13,45 +13,13 @@ use crate::util::{reopen, space, Rng};
 
 const CHILD_ENV: &str = "HOLDFAST_CRASH_CHILD";
 
-/// Entry point of the child process; does nothing in a normal test run.
-#[test]
-fn child_entry() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let store = reopen(std::path::Path::new(&path));
-    let writers: Vec<_> = (0..2)
-        .map(|w| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                for n in 0u64.. {
-                    let title = format!("w{w}-{n}-{}", std::process::id());
-                    let id = store
-                        .write(|tx| {
-                            let id = tx.create("note", &space("crash"))?;
-                            tx.set(id, "title", title.as_str())?;
-                            tx.splice_text(
-                                id,
-                                "body",
-                                0,
-                                0,
-                                &"body ".repeat(1 + (n % 50) as usize),
-                            )?;
-                            Ok(id)
-                        })
-                        .expect("write");
-                    println!("ACK {id} {title}");
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
-}
-
+/// The parent: runs the cycles. Started again with `CHILD_ENV` set, the same test is the
+/// child writer instead (see [`child`]).
 #[test]
 fn kill_9_during_writes_loses_no_acknowledged_write() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        child(std::path::Path::new(&path));
+    }
     let cycles: usize = std::env::var("HOLDFAST_CRASH_CYCLES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -66,7 +34,7 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
         let wait_for = rng.below(40) as usize;
         let mut child = Command::new(&exe)
             .args([
-                "crash::child_entry",
+                "crash::kill_9_during_writes_loses_no_acknowledged_write",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
@@ -143,4 +111,38 @@ fn verify(path: &std::path::Path, acked: &[(holdfast::RecordId, String)], cycle:
         all.len(),
         "one outbox entry per record, no more, no less"
     );
+}
+
+/// Writes from two threads until killed, printing each acknowledgement.
+fn child(path: &std::path::Path) -> ! {
+    let store = reopen(path);
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 0u64.. {
+                    let title = format!("w{w}-{n}-{}", std::process::id());
+                    let id = store
+                        .write(|tx| {
+                            let id = tx.create("note", &space("crash"))?;
+                            tx.set(id, "title", title.as_str())?;
+                            tx.splice_text(
+                                id,
+                                "body",
+                                0,
+                                0,
+                                &"body ".repeat(1 + (n % 50) as usize),
+                            )?;
+                            Ok(id)
+                        })
+                        .expect("write");
+                    println!("ACK {id} {title}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    unreachable!("the writers run until the process is killed")
 }
