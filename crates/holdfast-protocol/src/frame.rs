@@ -125,6 +125,48 @@ pub enum Frame {
         /// The nonce of the `Ping`.
         nonce: u64,
     },
+
+    /// Device → relay: send the current state of the space's records, instead of its whole
+    /// log. A device that never pulled a space starts here. Answered by `Snapshot`.
+    Bootstrap {
+        /// The space.
+        space: SpaceId,
+        /// Where to go on: `None` for the first page, else the `base` and `next` of the
+        /// previous `Snapshot`.
+        from: Option<BootstrapFrom>,
+        /// The most document and change bytes the device wants in the answer; the relay
+        /// sends at least one record however large.
+        max_bytes: u64,
+    },
+
+    /// Relay → device: one page of a space's current state, in record id order.
+    ///
+    /// Every record state holds at least every change of the record up to `base`. Once the
+    /// last page (`next` is `None`) is applied, the device holds the space's log up to
+    /// `base` and pulls from there.
+    Snapshot {
+        /// The space.
+        space: SpaceId,
+        /// The records of this page.
+        #[serde(with = "bounded::batch")]
+        records: Vec<RecordState>,
+        /// The log position every record state covers: the relay's position when the first
+        /// page was asked for.
+        base: Cursor,
+        /// The last record of this page, if more pages follow.
+        next: Option<RecordId>,
+    },
+
+    /// Relay → device: the relay cannot vouch for the device's cursor of `space` (it is
+    /// from another epoch, or past the end of the log because the relay was restored from
+    /// a backup). The device repairs the space with `Repair` messages, then bootstraps it
+    /// again; it discards nothing.
+    Resync {
+        /// The space.
+        space: SpaceId,
+        /// The relay's epoch.
+        epoch: u64,
+    },
 }
 
 impl Frame {
@@ -141,6 +183,9 @@ impl Frame {
             Self::Repair { .. } => "repair",
             Self::Ping { .. } => "ping",
             Self::Pong { .. } => "pong",
+            Self::Bootstrap { .. } => "bootstrap",
+            Self::Snapshot { .. } => "snapshot",
+            Self::Resync { .. } => "resync",
         }
     }
 }
@@ -296,6 +341,37 @@ pub struct ChangeEntry {
     /// Its Automerge changes, one encoded change per element.
     #[serde(with = "bounded::changes")]
     pub changes: Vec<Vec<u8>>,
+}
+
+/// One record's state in a `Snapshot`: a saved document and the changes after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordState {
+    /// The record.
+    pub record: RecordId,
+    /// A saved Automerge document (`Automerge::save`), or empty when the relay holds no
+    /// snapshot of the record yet.
+    #[serde(with = "bounded::bytes")]
+    pub doc: Vec<u8>,
+    /// Encoded Automerge changes the document does not hold, in log order.
+    #[serde(with = "bounded::changes")]
+    pub changes: Vec<Vec<u8>>,
+}
+
+impl RecordState {
+    /// Document and change bytes, the measure `max_bytes` of a `Bootstrap` counts.
+    pub fn byte_len(&self) -> u64 {
+        let changes: usize = self.changes.iter().map(Vec::len).sum();
+        (self.doc.len() + changes) as u64
+    }
+}
+
+/// Where a `Bootstrap` goes on from: the `base` and `next` of the previous `Snapshot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapFrom {
+    /// The `base` of the first page.
+    pub base: Cursor,
+    /// The last record sent so far.
+    pub after: RecordId,
 }
 
 /// Limits a relay asks the devices connected to it to keep to, sent in `Welcome`.

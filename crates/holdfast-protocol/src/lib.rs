@@ -57,8 +57,8 @@ pub mod session;
 pub use codec::{decode, encode, encode_with_stats, EncodeStats};
 pub use error::{DecodeError, EncodeError, InvalidSpaceId, LimitExceeded, LimitKind};
 pub use frame::{
-    AckResult, ChangeEntry, Cursor, ErrorCode, Frame, Limits, Outcome, PushEntry, RejectCode,
-    SpaceCursor, Token,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, Limits, Outcome, PushEntry,
+    RecordState, RejectCode, SpaceCursor, Token,
 };
 pub use ids::{ChangeHash, DeviceId, EventId, RecordId, SpaceId};
 pub use session::{ClientSession, RelaySession};

@@ -14,8 +14,9 @@
 //! - [`RelaySession`] is the relay's side of one connection: authentication, version
 //!   negotiation, grants per space, rate limits and backpressure.
 //! - [`ClientSession`] is the device's side, driven by the sync worker: the handshake,
-//!   pipelined pushes within the relay's [`Limits`](crate::Limits), pulls per space and
-//!   repair when a cursor is from another relay epoch.
+//!   pipelined pushes within the relay's [`Limits`](crate::Limits), a bootstrap from
+//!   record snapshots for a space never pulled, pulls per space, and repair when the relay
+//!   cannot vouch for a cursor.
 //!
 //! A handshake, with the bytes carried by hand:
 //!
@@ -55,7 +56,8 @@
 //!
 //! let effects = client.handle_bytes(&encode(welcome)?, 0);
 //! assert!(matches!(effects[0], ClientEffect::Welcomed { epoch: 1, .. }));
-//! assert!(matches!(effects[1], ClientEffect::Send(Frame::Pull { .. })));
+//! // A space never pulled starts from its current state, not from its whole history.
+//! assert!(matches!(effects[1], ClientEffect::Send(Frame::Bootstrap { .. })));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

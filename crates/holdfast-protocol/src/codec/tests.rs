@@ -5,8 +5,8 @@ use uuid::Uuid;
 use super::*;
 use crate::error::{LimitExceeded, LimitKind};
 use crate::frame::{
-    AckResult, ChangeEntry, Cursor, ErrorCode, Limits, Outcome, PushEntry, RejectCode, SpaceCursor,
-    Token,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Limits, Outcome, PushEntry,
+    RecordState, RejectCode, SpaceCursor, Token,
 };
 use crate::ids::{DeviceId, EventId, RecordId, SpaceId};
 use crate::limits::{
@@ -547,6 +547,25 @@ fn sample_frames() -> Vec<Frame> {
         repair(vec![1, 2, 3]),
         Frame::Ping { nonce: 0 },
         Frame::Pong { nonce: u64::MAX },
+        Frame::Bootstrap {
+            space: team.clone(),
+            from: None,
+            max_bytes: 1 << 20,
+        },
+        Frame::Bootstrap {
+            space: team.clone(),
+            from: Some(BootstrapFrom {
+                base: Cursor { epoch: 4, seq: 9 },
+                after: record(3),
+            }),
+            max_bytes: 1 << 20,
+        },
+        snapshot(2, Some(record(2))),
+        snapshot(0, None),
+        Frame::Resync {
+            space: team.clone(),
+            epoch: 7,
+        },
     ];
     let error_codes = [
         ErrorCode::Unauthorized,
@@ -660,13 +679,34 @@ fn padded(frame: Frame, len: usize) -> Frame {
             results.truncate(BATCH_ENTRIES_MAX);
             Frame::Ack { results }
         }
-        Frame::Welcome { .. } | Frame::Pull { .. } | Frame::Ping { .. } | Frame::Pong { .. } => {
-            Frame::Repair {
-                space: space("pad"),
-                record: record(0),
-                message: payload(),
+        Frame::Snapshot {
+            space,
+            mut records,
+            base,
+            next,
+        } => {
+            records.push(RecordState {
+                record: record(99),
+                doc: payload(),
+                changes: vec![],
+            });
+            Frame::Snapshot {
+                space,
+                records,
+                base,
+                next,
             }
         }
+        Frame::Welcome { .. }
+        | Frame::Pull { .. }
+        | Frame::Ping { .. }
+        | Frame::Pong { .. }
+        | Frame::Bootstrap { .. }
+        | Frame::Resync { .. } => Frame::Repair {
+            space: space("pad"),
+            record: record(0),
+            message: payload(),
+        },
     }
 }
 
@@ -692,6 +732,21 @@ fn record(n: u64) -> RecordId {
 
 fn change(i: usize, j: usize) -> Vec<u8> {
     vec![i as u8, j as u8, 0x85]
+}
+
+fn snapshot(records: usize, next: Option<RecordId>) -> Frame {
+    Frame::Snapshot {
+        space: space("team-notes"),
+        records: (0..records)
+            .map(|i| RecordState {
+                record: record(i as u64),
+                doc: vec![0x85, 0x6f, 0x4a, 0x83, i as u8],
+                changes: (0..i).map(|j| change(i, j)).collect(),
+            })
+            .collect(),
+        base: Cursor { epoch: 4, seq: 12 },
+        next,
+    }
 }
 
 fn push(entries: usize, changes: usize) -> Frame {

@@ -7,7 +7,8 @@ use uuid::Uuid;
 use super::{error_frame, CloseReason, Liveness, Pulse};
 use crate::codec::decode;
 use crate::frame::{
-    AckResult, ChangeEntry, Cursor, ErrorCode, Frame, Limits, PushEntry, SpaceCursor, Token,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, Limits, PushEntry,
+    RecordState, SpaceCursor, Token,
 };
 use crate::ids::{DeviceId, EventId, RecordId, SpaceId};
 use crate::limits::{
@@ -79,10 +80,23 @@ pub enum ClientEffect {
         /// The cursor to store with them.
         next_cursor: Cursor,
     },
-    /// The space's stored cursor is from another relay epoch (the relay was restored from
-    /// a backup): repair it with the Automerge sync protocol through
-    /// [`ClientSession::send_repair`], then call [`ClientSession::handle_repaired`]. Never
-    /// reset it: nothing the device holds may be thrown away.
+    /// Apply these record states of a space that was never pulled (load each document,
+    /// apply its changes) and, when `cursor` is given, store it in the same transaction;
+    /// then call [`ClientSession::handle_applied`]. The last page of a bootstrap carries
+    /// the cursor; after it the space is pulled from there.
+    ApplySnapshot {
+        /// The space.
+        space: SpaceId,
+        /// The records of this page.
+        records: Vec<RecordState>,
+        /// The cursor to store with the last page.
+        cursor: Option<Cursor>,
+    },
+    /// The relay cannot vouch for the space's stored cursor (it is from another relay
+    /// epoch, or the relay was restored from a backup and lost entries the device pulled):
+    /// repair it with the Automerge sync protocol through [`ClientSession::send_repair`],
+    /// then call [`ClientSession::handle_repaired`], which bootstraps the space again.
+    /// Never reset it: nothing the device holds may be thrown away.
     Repair {
         /// The space.
         space: SpaceId,
@@ -146,6 +160,10 @@ struct Space {
     repairing: bool,
     /// The cursor of the pull waiting for its answer.
     pulling: Option<Cursor>,
+    /// A bootstrap is under way (a page requested or being applied).
+    booting: bool,
+    /// The `base` of the bootstrap's first page, once it arrived.
+    boot_base: Option<Cursor>,
     /// `Apply` effects not yet reported applied.
     applying: usize,
     /// Pull again once the applies are done: the log goes on, or a gap was seen.
@@ -249,6 +267,22 @@ impl ClientSession {
             ) => self.changes(space, entries, next_cursor, more),
             (
                 State::Ready { .. },
+                Frame::Snapshot {
+                    space,
+                    records,
+                    base,
+                    next,
+                },
+            ) => self.snapshot(space, records, base, next),
+            (
+                State::Ready { epoch, .. },
+                Frame::Resync {
+                    space,
+                    epoch: theirs,
+                },
+            ) if self.spaces.contains_key(&space) && theirs == *epoch => self.resync(space),
+            (
+                State::Ready { .. },
                 Frame::Repair {
                     space,
                     record,
@@ -294,14 +328,14 @@ impl ClientSession {
         })]
     }
 
-    /// The repair of `space` is done and the worker stored `cursor` (of the relay's current
-    /// epoch) for it: pulls from there.
-    pub fn handle_repaired(&mut self, space: &SpaceId, cursor: Cursor) -> Vec<ClientEffect> {
+    /// The repair of `space` is done: every record the device holds is in sync with the
+    /// relay. Bootstraps the space again, which gives it a cursor of the relay's epoch.
+    pub fn handle_repaired(&mut self, space: &SpaceId) -> Vec<ClientEffect> {
         let Some(s) = self.spaces.get_mut(space) else {
             return Vec::new();
         };
         s.repairing = false;
-        s.cursor = Some(cursor);
+        s.cursor = None;
         s.pull_wanted = true;
         self.pull_if_wanted(space)
     }
@@ -393,10 +427,13 @@ impl ClientSession {
             let detail = format!("changes of {space}, not synced here");
             return self.fail(ErrorCode::Malformed, detail);
         };
+        // Live changes during a bootstrap are covered by the pull from its base.
+        let Some(at) = s.cursor else {
+            return Vec::new();
+        };
         if s.repairing || next_cursor.epoch != epoch {
             return Vec::new();
         }
-        let at = s.cursor.unwrap_or(Cursor::start(epoch));
         let first = entries.first().map_or(next_cursor.seq + 1, |e| e.seq);
         // The answer to the pull in flight starts right after the pulled cursor; a live
         // frame that starts there too answers it as well.
@@ -423,25 +460,108 @@ impl ClientSession {
         self.pull_if_wanted(&space)
     }
 
-    /// Sends a `Pull` of `space` if one is wanted and nothing of the space is in flight.
-    fn pull_if_wanted(&mut self, space: &SpaceId) -> Vec<ClientEffect> {
+    /// A page of a bootstrap: hands it out to apply and asks for the next one.
+    fn snapshot(
+        &mut self,
+        space: SpaceId,
+        records: Vec<RecordState>,
+        base: Cursor,
+        next: Option<crate::ids::RecordId>,
+    ) -> Vec<ClientEffect> {
         let State::Ready { epoch, .. } = self.state else {
             return Vec::new();
         };
+        let Some(s) = self.spaces.get_mut(&space) else {
+            let detail = format!("snapshot of {space}, not synced here");
+            return self.fail(ErrorCode::Malformed, detail);
+        };
+        if !s.booting || s.repairing {
+            return Vec::new();
+        }
+        if base.epoch != epoch {
+            let detail = format!("snapshot base {base} is not of epoch {epoch}");
+            return self.fail(ErrorCode::Malformed, detail);
+        }
+        let base = *s.boot_base.get_or_insert(base);
+        s.applying += 1;
+        let mut effects = Vec::with_capacity(2);
+        match next {
+            Some(after) => {
+                effects.push(ClientEffect::ApplySnapshot {
+                    space: space.clone(),
+                    records,
+                    cursor: None,
+                });
+                effects.push(ClientEffect::Send(Frame::Bootstrap {
+                    space,
+                    from: Some(BootstrapFrom { base, after }),
+                    max_bytes: self.config.pull_bytes_max,
+                }));
+            }
+            None => {
+                s.booting = false;
+                s.boot_base = None;
+                s.cursor = Some(base);
+                s.pull_wanted = true;
+                effects.push(ClientEffect::ApplySnapshot {
+                    space,
+                    records,
+                    cursor: Some(base),
+                });
+            }
+        }
+        effects
+    }
+
+    /// The relay cannot vouch for the space's cursor: stops pulling it and asks the worker
+    /// to repair it.
+    fn resync(&mut self, space: SpaceId) -> Vec<ClientEffect> {
+        let s = self.spaces.get_mut(&space).expect("checked by the caller");
+        if s.repairing {
+            return Vec::new();
+        }
+        s.repairing = true;
+        s.pulling = None;
+        s.booting = false;
+        s.boot_base = None;
+        vec![ClientEffect::Repair { space }]
+    }
+
+    /// Asks for the space's log after its cursor (a `Pull`), or for its current state when
+    /// it has none yet (a `Bootstrap`), if wanted and nothing of the space is in flight.
+    fn pull_if_wanted(&mut self, space: &SpaceId) -> Vec<ClientEffect> {
+        if !matches!(self.state, State::Ready { .. }) {
+            return Vec::new();
+        }
         let Some(s) = self.spaces.get_mut(space) else {
             return Vec::new();
         };
-        if !s.pull_wanted || s.repairing || s.pulling.is_some() || s.applying > 0 {
+        let busy = s.repairing || s.pulling.is_some() || s.booting || s.applying > 0;
+        if !s.pull_wanted || busy {
             return Vec::new();
         }
-        let cursor = s.cursor.unwrap_or(Cursor::start(epoch));
         s.pull_wanted = false;
-        s.pulling = Some(cursor);
-        vec![ClientEffect::Send(Frame::Pull {
-            space: space.clone(),
-            cursor,
-            max_bytes: self.config.pull_bytes_max,
-        })]
+        let space = space.clone();
+        let max_bytes = self.config.pull_bytes_max;
+        let frame = match s.cursor {
+            Some(cursor) => {
+                s.pulling = Some(cursor);
+                Frame::Pull {
+                    space,
+                    cursor,
+                    max_bytes,
+                }
+            }
+            None => {
+                s.booting = true;
+                Frame::Bootstrap {
+                    space,
+                    from: None,
+                    max_bytes,
+                }
+            }
+        };
+        vec![ClientEffect::Send(frame)]
     }
 
     /// Sends queued entries in batches while the relay's in-flight limit allows.

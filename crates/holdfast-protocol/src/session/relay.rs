@@ -10,7 +10,8 @@ use super::auth::{Authenticator, Grants};
 use super::{error_frame, CloseReason, Liveness, Pulse, RequestId};
 use crate::codec::decode;
 use crate::frame::{
-    AckResult, ChangeEntry, Cursor, ErrorCode, Frame, Limits, Outcome, PushEntry, RejectCode, Token,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, Limits, Outcome, PushEntry,
+    RecordState, RejectCode, Token,
 };
 use crate::ids::{DeviceId, EventId, RecordId, SpaceId};
 use crate::limits::{
@@ -128,6 +129,21 @@ pub enum RelayEffect {
         /// Most change bytes to answer with (at least one entry however large).
         max_bytes: u64,
     },
+    /// Read the current state of the space's records after `from`, then call
+    /// [`RelaySession::handle_pulled`] with [`PullReply::Snapshot`]. The space is readable
+    /// under the session's grants.
+    Bootstrap {
+        /// Names the result.
+        request_id: RequestId,
+        /// The space.
+        space: SpaceId,
+        /// `None` for the first page; else the base of the first page and the last record
+        /// sent. A base from another epoch starts again from the first page.
+        from: Option<BootstrapFrom>,
+        /// Most document and change bytes to answer with (at least one record however
+        /// large).
+        max_bytes: u64,
+    },
     /// The device sent an Automerge sync message for a record of a readable space. Answer
     /// through [`RelaySession::send_repair`].
     Repair {
@@ -156,11 +172,20 @@ pub enum PullReply {
         /// Whether the log goes on after `next_cursor`.
         more: bool,
     },
-    /// The cursor is from another epoch or past the log's end: start an Automerge sync of
-    /// these records, one first message each.
+    /// The cursor is from another epoch or past the log's end: the session tells the
+    /// device to repair the space (`Resync`), then sends these first sync messages, if any.
     Repair {
-        /// Each record with its first sync message.
+        /// Records with the relay's first sync message for each.
         messages: Vec<(RecordId, Vec<u8>)>,
+    },
+    /// One page of the space's current state, the answer to a [`RelayEffect::Bootstrap`].
+    Snapshot {
+        /// The records, in record id order.
+        records: Vec<RecordState>,
+        /// The log position every record state covers.
+        base: Cursor,
+        /// The last record of the page, if more follow.
+        next: Option<RecordId>,
     },
     /// Storage failed; the connection ends with `Internal`.
     Failed,
@@ -285,6 +310,14 @@ impl RelaySession {
             ) => self.pull(space, cursor, max_bytes),
             (
                 State::Authenticated(_),
+                Frame::Bootstrap {
+                    space,
+                    from,
+                    max_bytes,
+                },
+            ) => self.bootstrap(space, from, max_bytes),
+            (
+                State::Authenticated(_),
                 Frame::Repair {
                     space,
                     record,
@@ -365,17 +398,32 @@ impl RelaySession {
                 };
                 vec![RelayEffect::Send(frame)]
             }
-            PullReply::Repair { messages } => messages
-                .into_iter()
-                .map(|(record, message)| {
-                    let space = space.clone();
+            PullReply::Snapshot {
+                records,
+                base,
+                next,
+            } => vec![RelayEffect::Send(Frame::Snapshot {
+                space,
+                records,
+                base,
+                next,
+            })],
+            PullReply::Repair { messages } => {
+                let resync = Frame::Resync {
+                    space: space.clone(),
+                    epoch: self.config.epoch,
+                };
+                let repairs = messages.into_iter().map(|(record, message)| {
                     RelayEffect::Send(Frame::Repair {
-                        space,
+                        space: space.clone(),
                         record,
                         message,
                     })
-                })
-                .collect(),
+                });
+                std::iter::once(RelayEffect::Send(resync))
+                    .chain(repairs)
+                    .collect()
+            }
             PullReply::Failed => self.fail(ErrorCode::Internal, "storage failed to pull"),
         })
     }
@@ -627,28 +675,54 @@ impl RelaySession {
     }
 
     fn pull(&mut self, space: SpaceId, cursor: Cursor, max_bytes: u64) -> Vec<RelayEffect> {
+        match self.admit_read(&space, "pull") {
+            Ok(request_id) => vec![RelayEffect::Pull {
+                request_id,
+                space,
+                cursor,
+                max_bytes: max_bytes.min(self.config.pull_bytes_max),
+            }],
+            Err(effects) => effects,
+        }
+    }
+
+    fn bootstrap(
+        &mut self,
+        space: SpaceId,
+        from: Option<BootstrapFrom>,
+        max_bytes: u64,
+    ) -> Vec<RelayEffect> {
+        match self.admit_read(&space, "bootstrap") {
+            Ok(request_id) => vec![RelayEffect::Bootstrap {
+                request_id,
+                space,
+                from,
+                max_bytes: max_bytes.min(self.config.pull_bytes_max),
+            }],
+            Err(effects) => effects,
+        }
+    }
+
+    /// Admits a read of `space` (a pull or a bootstrap) as one of the connection's pulls
+    /// in flight, or fails the session.
+    fn admit_read(&mut self, space: &SpaceId, what: &str) -> Result<RequestId, Vec<RelayEffect>> {
         let request_id = self.next_request_id();
-        let pull_bytes_max = self.config.pull_bytes_max;
         let pulls_in_flight_max = self.config.pulls_in_flight_max as usize;
         let State::Authenticated(connection) = &mut self.state else {
-            unreachable!("pull is only handled when authenticated");
+            unreachable!("reads are only handled when authenticated");
         };
-        if !connection.grants.can_read(&space) {
-            let detail = format!("pull of {space}, not readable");
-            return self.fail(ErrorCode::Forbidden { space }, detail);
+        if !connection.grants.can_read(space) {
+            let detail = format!("{what} of {space}, not readable");
+            let space = space.clone();
+            return Err(self.fail(ErrorCode::Forbidden { space }, detail));
         }
         if connection.pulls.len() >= pulls_in_flight_max {
             let retry_after_secs = self.config.busy_retry_after_secs;
             let detail = "driver read past wants_read";
-            return self.fail(ErrorCode::ServerBusy { retry_after_secs }, detail);
+            return Err(self.fail(ErrorCode::ServerBusy { retry_after_secs }, detail));
         }
         connection.pulls.insert(request_id, space.clone());
-        vec![RelayEffect::Pull {
-            request_id,
-            space,
-            cursor,
-            max_bytes: max_bytes.min(pull_bytes_max),
-        }]
+        Ok(request_id)
     }
 
     fn repair(&mut self, space: SpaceId, record: RecordId, message: Vec<u8>) -> Vec<RelayEffect> {

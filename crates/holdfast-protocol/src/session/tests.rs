@@ -69,6 +69,7 @@ pub(crate) fn relay_session(config: RelayConfig) -> RelaySession {
 pub(crate) fn carries_documents(frame: &Frame) -> bool {
     match frame {
         Frame::Changes { entries, .. } => !entries.is_empty(),
+        Frame::Snapshot { records, .. } => !records.is_empty(),
         Frame::Repair { .. } => true,
         _ => false,
     }
@@ -149,6 +150,17 @@ impl FakeStorage {
             stored.push((entry.space, change));
         }
         (results, stored)
+    }
+
+    /// A bootstrap answered as a relay without snapshots may answer it: no record states,
+    /// and a base at the start of the log, so the device pulls every entry. (The real
+    /// relay's snapshots are tested in `holdfast-relay`.)
+    pub(crate) fn bootstrap(&self) -> PullReply {
+        PullReply::Snapshot {
+            records: Vec::new(),
+            base: Cursor::start(1),
+            next: None,
+        }
     }
 
     /// At most `per_pull` entries after `cursor`.
@@ -272,6 +284,11 @@ impl Network {
                     let more = self.relays[id].handle_pulled(request_id, reply);
                     self.relay_effects(id, more.unwrap());
                 }
+                RelayEffect::Bootstrap { request_id, .. } => {
+                    let reply = self.storage.bootstrap();
+                    let more = self.relays[id].handle_pulled(request_id, reply);
+                    self.relay_effects(id, more.unwrap());
+                }
                 other => panic!("unexpected relay effect {other:?}"),
             }
         }
@@ -303,6 +320,11 @@ impl Network {
                     let applied = device.applied.entry(space.clone()).or_default();
                     applied.extend(entries.iter().map(|e| e.seq));
                     let more = device.session.handle_applied(&space);
+                    self.device_effects(id, more);
+                }
+                ClientEffect::ApplySnapshot { space, records, .. } => {
+                    assert!(records.is_empty(), "the fake relay sends no record states");
+                    let more = self.devices[id].session.handle_applied(&space);
                     self.device_effects(id, more);
                 }
                 ClientEffect::Acked(results) => self.devices[id].acked.extend(results),

@@ -36,13 +36,43 @@ fn welcome(epoch: u64, limits: Limits) -> Frame {
 }
 
 /// A started session on `team` (never pulled), past a `Welcome` with `limits`, its
-/// first pull answered with nothing.
+/// bootstrap and first pull answered with nothing.
 fn ready(limits: Limits) -> ClientSession {
     let mut session = session(&[("team", None)]);
     session.start(0);
     feed(&mut session, &welcome(1, limits));
+    feed(&mut session, &snapshot(&[], cursor(1, 0), None));
+    session.handle_applied(&space("team"));
     feed(&mut session, &changes(&[], cursor(1, 0), false));
     session
+}
+
+fn snapshot(records: &[u8], base: Cursor, next: Option<u8>) -> Frame {
+    Frame::Snapshot {
+        space: space("team"),
+        records: records.iter().map(|&n| record_state(n)).collect(),
+        base,
+        next: next.map(|n| RecordId::from_bytes([n; 16])),
+    }
+}
+
+fn record_state(n: u8) -> RecordState {
+    RecordState {
+        record: RecordId::from_bytes([n; 16]),
+        doc: vec![n],
+        changes: vec![],
+    }
+}
+
+fn bootstrap(from: Option<(Cursor, u8)>) -> ClientEffect {
+    ClientEffect::Send(Frame::Bootstrap {
+        space: space("team"),
+        from: from.map(|(base, n)| BootstrapFrom {
+            base,
+            after: RecordId::from_bytes([n; 16]),
+        }),
+        max_bytes: PULL_BYTES_MAX_DEFAULT,
+    })
 }
 
 fn changes(seqs: &[u64], next_cursor: Cursor, more: bool) -> Frame {
@@ -137,7 +167,12 @@ fn welcome_pulls_each_space_and_repairs_those_of_another_epoch() {
                 relay_id: Uuid::from_bytes([7; 16]),
                 epoch: 2
             },
-            pull("a", Cursor::start(2)),
+            // Never pulled: its current state first.
+            ClientEffect::Send(Frame::Bootstrap {
+                space: space("a"),
+                from: None,
+                max_bytes: PULL_BYTES_MAX_DEFAULT
+            }),
             pull("b", cursor(2, 7)),
             // From epoch 1: repaired, never reset to the start of epoch 2.
             ClientEffect::Repair { space: space("c") },
@@ -153,7 +188,7 @@ fn welcome_pulls_each_space_and_repairs_those_of_another_epoch() {
     assert!(feed(&mut session, &live).is_empty());
     assert_eq!(session.cursor(&space("c")), Some(cursor(1, 9)));
 
-    // Sync messages go both ways, then the space pulls from its new cursor.
+    // Sync messages go both ways, then the space is bootstrapped again.
     let record = RecordId::from_bytes([3; 16]);
     let repair = Frame::Repair {
         space: space("c"),
@@ -177,9 +212,114 @@ fn welcome_pulls_each_space_and_repairs_those_of_another_epoch() {
         })]
     );
     assert_eq!(
-        session.handle_repaired(&space("c"), cursor(2, 5)),
-        [pull("c", cursor(2, 5))]
+        session.handle_repaired(&space("c")),
+        [ClientEffect::Send(Frame::Bootstrap {
+            space: space("c"),
+            from: None,
+            max_bytes: PULL_BYTES_MAX_DEFAULT
+        })]
     );
+    assert_eq!(session.cursor(&space("c")), None);
+}
+
+#[test]
+fn a_bootstrap_pages_through_records_then_pulls_from_its_first_base() {
+    let mut session = session(&[("team", None)]);
+    session.start(0);
+    let effects = feed(&mut session, &welcome(1, Limits::PROTOCOL));
+    assert_eq!(effects[1], bootstrap(None));
+
+    // Live changes before the space has a cursor are left to the pull from the base.
+    assert!(feed(&mut session, &changes(&[1], cursor(1, 1), false)).is_empty());
+
+    let effects = feed(&mut session, &snapshot(&[1, 2], cursor(1, 5), Some(2)));
+    assert_eq!(
+        effects,
+        [
+            ClientEffect::ApplySnapshot {
+                space: space("team"),
+                records: vec![record_state(1), record_state(2)],
+                cursor: None
+            },
+            bootstrap(Some((cursor(1, 5), 2))),
+        ]
+    );
+    assert_eq!(session.cursor(&space("team")), None, "not complete yet");
+    assert!(session.handle_applied(&space("team")).is_empty());
+
+    // A later page may cover more of the log; the first base is what every page covers.
+    let effects = feed(&mut session, &snapshot(&[3], cursor(1, 8), None));
+    assert_eq!(
+        effects,
+        [ClientEffect::ApplySnapshot {
+            space: space("team"),
+            records: vec![record_state(3)],
+            cursor: Some(cursor(1, 5))
+        }]
+    );
+    assert_eq!(session.cursor(&space("team")), Some(cursor(1, 5)));
+    // A repeated last page changes nothing.
+    assert!(feed(&mut session, &snapshot(&[3], cursor(1, 8), None)).is_empty());
+    assert_eq!(
+        session.handle_applied(&space("team")),
+        [ClientEffect::Send(Frame::Pull {
+            space: space("team"),
+            cursor: cursor(1, 5),
+            max_bytes: PULL_BYTES_MAX_DEFAULT
+        })]
+    );
+}
+
+#[test]
+fn a_snapshot_of_another_epoch_is_malformed() {
+    let mut session = session(&[("team", None)]);
+    session.start(0);
+    feed(&mut session, &welcome(1, Limits::PROTOCOL));
+    let effects = feed(&mut session, &snapshot(&[1], cursor(2, 5), None));
+    assert!(matches!(
+        effects.last(),
+        Some(ClientEffect::Closed(CloseReason::Sent(
+            ErrorCode::Malformed
+        )))
+    ));
+}
+
+#[test]
+fn resync_stops_pulling_and_asks_for_repair() {
+    let mut session = ready(Limits::PROTOCOL);
+    feed(&mut session, &changes(&[1, 2], cursor(1, 2), true));
+    // The pull from 2 is answered: the relay cannot vouch for cursor 2.
+    let effects = session.handle_applied(&space("team"));
+    assert!(matches!(
+        &effects[..],
+        [ClientEffect::Send(Frame::Pull { .. })]
+    ));
+    let resync = Frame::Resync {
+        space: space("team"),
+        epoch: 1,
+    };
+    assert_eq!(
+        feed(&mut session, &resync),
+        [ClientEffect::Repair {
+            space: space("team")
+        }]
+    );
+    assert!(feed(&mut session, &resync).is_empty(), "already repairing");
+    assert!(feed(&mut session, &changes(&[3], cursor(1, 3), false)).is_empty());
+    assert_eq!(session.handle_repaired(&space("team")), [bootstrap(None)]);
+
+    // A resync naming another epoch is not the relay's: malformed.
+    let mut session = ready(Limits::PROTOCOL);
+    let wrong = Frame::Resync {
+        space: space("team"),
+        epoch: 9,
+    };
+    assert!(matches!(
+        feed(&mut session, &wrong).last(),
+        Some(ClientEffect::Closed(CloseReason::Sent(
+            ErrorCode::Malformed
+        )))
+    ));
 }
 
 #[test]

@@ -667,6 +667,72 @@ fn a_pull_of_an_unreadable_space_is_forbidden_without_document_bytes() {
 }
 
 #[test]
+fn a_bootstrap_is_answered_with_a_snapshot_page() {
+    let mut session = authenticated(relay_config());
+    let from = Some(BootstrapFrom {
+        base: Cursor { epoch: 1, seq: 4 },
+        after: RecordId::from_bytes([1; 16]),
+    });
+    let bootstrap = Frame::Bootstrap {
+        space: space("news"),
+        from,
+        max_bytes: u64::MAX,
+    };
+    let effects = feed(&mut session, &bootstrap, 0);
+    let [RelayEffect::Bootstrap {
+        request_id,
+        space: asked,
+        from: asked_from,
+        max_bytes,
+    }] = &effects[..]
+    else {
+        panic!("expected a Bootstrap, got {effects:?}");
+    };
+    assert_eq!(
+        (asked, *asked_from, *max_bytes),
+        (&space("news"), from, PULL_BYTES_MAX_DEFAULT),
+        "max_bytes is capped like a pull's"
+    );
+    assert_eq!(session.requests_in_flight(), 1);
+    let records = vec![RecordState {
+        record: RecordId::from_bytes([2; 16]),
+        doc: vec![1, 2, 3],
+        changes: vec![vec![4]],
+    }];
+    let reply = PullReply::Snapshot {
+        records: records.clone(),
+        base: Cursor { epoch: 1, seq: 4 },
+        next: None,
+    };
+    let effects = session.handle_pulled(*request_id, reply).unwrap();
+    assert_eq!(
+        effects,
+        [RelayEffect::Send(Frame::Snapshot {
+            space: space("news"),
+            records,
+            base: Cursor { epoch: 1, seq: 4 },
+            next: None,
+        })]
+    );
+    assert_eq!(session.requests_in_flight(), 0);
+
+    // A bootstrap of an unreadable space is forbidden, with no document byte.
+    let bootstrap = Frame::Bootstrap {
+        space: space("secret"),
+        from: None,
+        max_bytes: 1,
+    };
+    let effects = feed(&mut session, &bootstrap, 0);
+    check_fails(
+        &session,
+        &effects,
+        ErrorCode::Forbidden {
+            space: space("secret"),
+        },
+    );
+}
+
+#[test]
 fn a_failed_pull_is_an_internal_error() {
     let mut session = authenticated(relay_config());
     let effects = feed(&mut session, &pull("team", 0), 0);
@@ -696,7 +762,14 @@ fn a_pull_from_another_epoch_can_be_answered_with_repair() {
         record,
         message: vec![1, 2],
     };
-    assert_eq!(effects, [RelayEffect::Send(repair.clone())]);
+    let resync = Frame::Resync {
+        space: space("team"),
+        epoch: relay_config().epoch,
+    };
+    assert_eq!(
+        effects,
+        [RelayEffect::Send(resync), RelayEffect::Send(repair.clone())]
+    );
 
     let effects = feed(&mut session, &repair, 0);
     assert_eq!(

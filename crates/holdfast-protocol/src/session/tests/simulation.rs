@@ -48,6 +48,7 @@ struct Replica {
 enum Pending {
     Store(usize, u64, RequestId, Vec<PushEntry>),
     Pull(usize, u64, RequestId, SpaceId, Cursor),
+    Bootstrap(usize, u64, RequestId),
 }
 
 struct Simulation {
@@ -290,6 +291,16 @@ impl Simulation {
                     self.relay_effects(id, effects);
                 }
             }
+            Pending::Bootstrap(id, generation, request_id) => {
+                if self.generations[id] != generation {
+                    return;
+                }
+                let reply = self.storage.bootstrap();
+                if let Some(relay) = &mut self.devices[id].relay {
+                    let effects = relay.handle_pulled(request_id, reply).unwrap();
+                    self.relay_effects(id, effects);
+                }
+            }
         }
     }
 
@@ -317,6 +328,10 @@ impl Simulation {
                     self.pending
                         .push(Pending::Pull(id, generation, request_id, space, cursor));
                 }
+                RelayEffect::Bootstrap { request_id, .. } => {
+                    self.pending
+                        .push(Pending::Bootstrap(id, generation, request_id));
+                }
                 other => panic!("unexpected relay effect {other:?}"),
             }
         }
@@ -338,6 +353,15 @@ impl Simulation {
                     let Replica { applied, cursor } = replica;
                     applied.extend(entries.iter().map(|e| (e.seq, e.event_id)));
                     *cursor = Some(next_cursor);
+                    if let Some(session) = &mut device.session {
+                        effects.extend(session.handle_applied(&space));
+                    }
+                }
+                ClientEffect::ApplySnapshot { space, cursor, .. } => {
+                    let replica = device.replicas.get_mut(&space).unwrap();
+                    if cursor.is_some() {
+                        replica.cursor = cursor;
+                    }
                     if let Some(session) = &mut device.session {
                         effects.extend(session.handle_applied(&space));
                     }
