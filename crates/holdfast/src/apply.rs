@@ -36,11 +36,13 @@ pub struct ApplySummary {
 }
 
 impl Inner {
-    /// Applies `incoming` in one durable write. Returns once it is on disk.
+    /// Applies `incoming` in one durable write, with `cursor` (a space and its cursor row,
+    /// or none to forget it) in the same transaction. Returns once it is on disk.
     pub(crate) fn apply_incoming(
         &self,
         incoming: Vec<Incoming>,
         origin: Origin,
+        cursor: Option<(&SpaceId, Option<Vec<u8>>)>,
     ) -> Result<ApplySummary> {
         self.writable()?;
         self.check_reentrant()?;
@@ -57,6 +59,9 @@ impl Inner {
                     Ok(changed) => self.stage_record(&mut st, &mut staged, changed, origin, now),
                     Err(why) => summary.rejected.push((id, why)),
                 }
+            }
+            if let Some((space, row)) = cursor {
+                staged.set_cursor(space.as_str(), row);
             }
             if staged.is_empty() {
                 return Ok(summary);

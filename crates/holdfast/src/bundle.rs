@@ -154,7 +154,7 @@ impl Store {
                 changes,
             });
         }
-        self.inner.apply_incoming(incoming, Origin::Import)
+        self.inner.apply_incoming(incoming, Origin::Import, None)
     }
 }
 

@@ -37,11 +37,19 @@ pub const COMPACT_TAIL_BYTES_MIN: u64 = 16 << 10;
 pub(crate) struct Staged {
     records: Vec<StagedRecord>,
     events: Vec<ChangeEvent>,
+    /// Sync cursors to store with the records: (space, cursor row), or no row to forget it.
+    cursors: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Staged {
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.records.is_empty() && self.cursors.is_empty()
+    }
+
+    /// Stores `row` as the space's sync cursor in the same transaction as the records
+    /// (`None` removes it).
+    pub fn set_cursor(&mut self, space: &str, row: Option<Vec<u8>>) {
+        self.cursors.push((space.to_owned(), row));
     }
 }
 
@@ -427,6 +435,16 @@ impl Inner {
                         resolved += 1;
                     }
                 }
+            }
+        }
+        let cursors: Vec<_> = group.iter().flat_map(|s| &s.cursors).collect();
+        if !cursors.is_empty() {
+            let mut table = txn.open_table(tables::CURSORS)?;
+            for (space, row) in cursors {
+                match row {
+                    Some(row) => table.insert(space.as_str(), row.as_slice())?,
+                    None => table.remove(space.as_str())?,
+                };
             }
         }
         if detected + resolved > 0 {

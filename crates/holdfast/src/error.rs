@@ -175,6 +175,10 @@ pub enum Error {
     /// A group commit this write belonged to failed; the write did not happen.
     #[error("the write was not saved: {0}")]
     CommitFailed(String),
+    /// Data received from the sync server could not be read (a damaged change or
+    /// snapshot); nothing of it was applied.
+    #[error("data from the sync server is damaged: {0}")]
+    Remote(String),
 }
 
 macro_rules! storage_from {

@@ -62,6 +62,7 @@ mod commit;
 mod conflict;
 mod doc;
 mod error;
+mod inbox;
 mod index;
 mod migrate;
 mod outbox;
@@ -81,7 +82,10 @@ pub use commit::COMPACT_TAIL_BYTES_MIN;
 pub use conflict::{Conflict, ConflictCounts};
 pub use doc::{Candidate, FieldValue, STATE_FIELD};
 pub use error::{BundleError, Error, ReadOnlyReason, Result, SchemaError};
-pub use holdfast_protocol::{DeviceId, EventId, RecordId, SpaceId};
+pub use holdfast_protocol::{
+    ChangeEntry, Cursor, DeviceId, EventId, RecordId, RecordState, SpaceId,
+};
+pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxEntry, PendingPush, SyncState, SyncSummary};
 pub use query::{Page, PageToken, Query};
 pub use record::Record;

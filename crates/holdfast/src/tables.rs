@@ -36,6 +36,9 @@ pub(crate) const LOG_JOURNAL: u8 = 2;
 pub(crate) const CONFLICTS: TableDefinition<(u128, &str), i64> = TableDefinition::new("conflicts");
 /// Index keys (see `index.rs`); the value is empty.
 pub(crate) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
+/// Space id → its sync cursor (a [`CURSOR_ROW_V1`] row of `holdfast_protocol::Cursor`):
+/// how far this device has applied the space's log on the relay.
+pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("cursors");
 
 /// Every key of one log kind.
 pub(crate) fn log_all(kind: u8) -> std::ops::RangeInclusive<(u8, u64)> {
@@ -99,6 +102,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(LOG)?;
     txn.open_table(CONFLICTS)?;
     txn.open_table(INDEX)?;
+    txn.open_table(CURSORS)?;
     Ok(())
 }
 
@@ -114,6 +118,7 @@ pub(crate) const RECORD_ROW_V1: u8 = 1;
 pub(crate) const OUTBOX_ROW_V1: u8 = 1;
 pub(crate) const JOURNAL_ROW_V1: u8 = 1;
 pub(crate) const CHANGES_ROW_V1: u8 = 1;
+pub(crate) const CURSOR_ROW_V1: u8 = 1;
 
 /// What the store knows about a record without loading its document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod crash;
 mod disk_failure;
+mod inbox;
 mod merge;
 mod outbox;
 mod util;

@@ -1,0 +1,130 @@
+//! Changes arriving from the relay: applied with the space's sync cursor in one durable
+//! transaction, so a cursor never runs ahead of what the device holds.
+
+use automerge::{Automerge, Change};
+use holdfast_protocol::{ChangeEntry, Cursor, RecordState};
+use redb::ReadableDatabase;
+
+use crate::apply::{ApplySummary, Incoming};
+use crate::error::{Error, Result};
+use crate::subscribe::Origin;
+use crate::tables;
+use crate::{RecordId, SpaceId, Store};
+
+/// The receiving side of sync: the cursor of each space and the application of what the
+/// relay sends. The sync worker uses it; a test or a simulation driving a
+/// [`ClientSession`](holdfast_protocol::ClientSession) by hand can too.
+///
+/// Changes received here never enter the outbox (the relay has them), except changes this
+/// device makes while applying them (a resolver's outcome). They raise change
+/// notifications with [`Origin::Remote`] and may raise conflicts, like any write.
+pub struct Inbox<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// Applying what the relay sends, with each space's cursor.
+    pub fn inbox(&self) -> Inbox<'_> {
+        Inbox { store: self }
+    }
+}
+
+impl Inbox<'_> {
+    /// How far this device has applied the space's log; `None` if it never pulled it.
+    pub fn cursor(&self, space: &SpaceId) -> Result<Option<Cursor>> {
+        let txn = self.store.inner.db.begin_read()?;
+        let table = txn.open_table(tables::CURSORS)?;
+        let row = table.get(space.as_str())?;
+        row.map(|row| tables::decode_row(tables::CURSOR_ROW_V1, row.value(), "cursor"))
+            .transpose()
+    }
+
+    /// Applies `entries` of `space`'s log (a `Changes` frame) and stores `next_cursor`, in
+    /// one durable transaction. Entries already held change nothing.
+    ///
+    /// A record whose changes cannot be applied is listed in the summary's `rejected` and
+    /// left as it was; the cursor still moves past it (the relay only sends changes whose
+    /// dependencies it holds, in order, so this means damaged data, which a repair of the
+    /// space reconciles).
+    pub fn apply_changes(
+        &self,
+        space: &SpaceId,
+        entries: &[ChangeEntry],
+        next_cursor: Cursor,
+    ) -> Result<ApplySummary> {
+        let mut incoming: Vec<Incoming> = Vec::new();
+        for entry in entries {
+            let changes = parse_changes(entry.record, &entry.changes)?;
+            // One document is touched once per call, however many entries it has.
+            match incoming.iter_mut().find(|i| i.record == entry.record) {
+                Some(inc) => inc.changes.extend(changes),
+                None => incoming.push(Incoming {
+                    record: entry.record,
+                    changes,
+                }),
+            }
+        }
+        self.apply(space, incoming, Some(next_cursor))
+    }
+
+    /// Applies one page of a bootstrap (a `Snapshot` frame): each record's saved document
+    /// and later changes. The last page carries the `cursor` to store, in the same
+    /// transaction.
+    pub fn apply_snapshot(
+        &self,
+        space: &SpaceId,
+        records: &[RecordState],
+        cursor: Option<Cursor>,
+    ) -> Result<ApplySummary> {
+        let mut incoming = Vec::with_capacity(records.len());
+        for state in records {
+            let mut changes = Vec::new();
+            if !state.doc.is_empty() {
+                let doc = Automerge::load(&state.doc).map_err(|e| {
+                    Error::Remote(format!(
+                        "record {} has a damaged snapshot: {e}",
+                        state.record
+                    ))
+                })?;
+                changes.extend(doc.get_changes(&[]));
+            }
+            changes.extend(parse_changes(state.record, &state.changes)?);
+            incoming.push(Incoming {
+                record: state.record,
+                changes,
+            });
+        }
+        self.apply(space, incoming, cursor)
+    }
+
+    /// Forgets the space's cursor, so the next connection bootstraps it again (after a
+    /// repair: the relay could not vouch for it). Nothing else changes.
+    pub fn forget_cursor(&self, space: &SpaceId) -> Result<()> {
+        self.store
+            .inner
+            .apply_incoming(Vec::new(), Origin::Remote, Some((space, None)))
+            .map(drop)
+    }
+
+    fn apply(
+        &self,
+        space: &SpaceId,
+        incoming: Vec<Incoming>,
+        cursor: Option<Cursor>,
+    ) -> Result<ApplySummary> {
+        let row = cursor.map(|c| tables::encode_row(tables::CURSOR_ROW_V1, &c));
+        let cursor = row.map(|row| (space, Some(row)));
+        self.store
+            .inner
+            .apply_incoming(incoming, Origin::Remote, cursor)
+    }
+}
+
+fn parse_changes(record: RecordId, raw: &[Vec<u8>]) -> Result<Vec<Change>> {
+    raw.iter()
+        .map(|bytes| {
+            Change::try_from(bytes.as_slice())
+                .map_err(|e| Error::Remote(format!("record {record} has a damaged change: {e}")))
+        })
+        .collect()
+}
