@@ -442,6 +442,22 @@ impl ClientSession {
         }
         s.pull_wanted |= more;
         entries.retain(|e| e.seq > at.seq);
+        // Only the run that continues the cursor without a gap is applied: a live frame
+        // may carry entries of one commit with other connections' entries between them.
+        let run = entries
+            .iter()
+            .zip(at.seq + 1..)
+            .take_while(|(entry, seq)| entry.seq == *seq)
+            .count();
+        let mut next_cursor = next_cursor;
+        if run > 0 && run < entries.len() {
+            entries.truncate(run);
+            next_cursor = Cursor {
+                epoch,
+                seq: at.seq + run as u64,
+            };
+            s.pull_wanted = true;
+        }
         match entries.first() {
             // Nothing new: a repeat, or an empty answer.
             None => {}

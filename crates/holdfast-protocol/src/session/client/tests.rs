@@ -579,6 +579,14 @@ fn live_changes_are_applied_once_and_gaps_pulled() {
     );
     // Changes of another epoch are ignored.
     check(&mut session, changes(&[5], cursor(2, 5), false), &[], None);
+    // A gap inside one frame: the run before it is applied, the rest pulled.
+    check(
+        &mut session,
+        changes(&[5, 6, 8], cursor(1, 8), false),
+        &[5, 6],
+        Some(6),
+    );
+    assert_eq!(session.cursor(&space("team")), Some(cursor(1, 6)));
 }
 
 // --- Time ---------------------------------------------------------------------------------
