@@ -67,7 +67,10 @@ pub const SPACE_ID_BYTES_MAX: usize = 128;
 
 /// Default for [`Limits::record_bytes_max`](crate::Limits::record_bytes_max): the largest
 /// saved Automerge document a relay stores for one record.
-pub const RECORD_BYTES_MAX_DEFAULT: u64 = 64 * MIB as u64;
+///
+/// A bootstrap sends a record's state in one `Snapshot` frame, so a record must fit in a
+/// frame with room for the frame's other fields.
+pub const RECORD_BYTES_MAX_DEFAULT: u64 = 12 * MIB as u64;
 
 /// Default for [`Limits::pushes_in_flight_max`](crate::Limits::pushes_in_flight_max): how
 /// many `Push` frames a device may send before the first of them is acked.
@@ -124,6 +127,7 @@ const _: () = assert!(COMPRESS_SAVINGS_PERCENT_MIN < 100);
 const _: () = assert!(KEEPALIVE_INTERVAL_MS_DEFAULT < IDLE_TIMEOUT_MS_DEFAULT);
 const _: () = assert!(PUSH_BYTES_MAX_DEFAULT < FRAME_BYTES_MAX as u64);
 const _: () = assert!(PULL_BYTES_MAX_DEFAULT < FRAME_BYTES_MAX as u64);
+const _: () = assert!(RECORD_BYTES_MAX_DEFAULT + MIB as u64 <= FRAME_BYTES_MAX as u64);
 
 /// Largest persisted row (device store or relay) that is decoded; a larger length prefix
 /// means a damaged file.

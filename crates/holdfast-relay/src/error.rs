@@ -2,7 +2,9 @@
 
 /// Storage failed; no entry of the failed call is acknowledged.
 ///
-/// Bad input from a device is never a `StoreError`: it is a rejected entry in the results.
+/// Bad input from a device is a rejected entry in the results, not a `StoreError`, with
+/// one exception: a repair's sync message that does not decode is
+/// [`StoreError::BadSyncMessage`], which the driver answers like any malformed frame.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -23,6 +25,9 @@ pub enum StoreError {
     /// The group commit that carried this call's entries failed; none of them is durable.
     #[error("relay could not commit a batch of changes: {0}")]
     CommitFailed(String),
+    /// A device's Automerge sync message (of a repair) is not valid; nothing was stored.
+    #[error("the device sent an invalid sync message: {0}")]
+    BadSyncMessage(String),
 }
 
 macro_rules! from_redb {

@@ -1,94 +1,71 @@
-//! [`RedbLogStore`]: the relay's log in one redb file, with group commit across callers.
+//! [`RedbLogStore`]: the relay's log in one redb file, with group commit across callers,
+//! a record index, per-record snapshots made by a background compactor, bootstrap pages
+//! and repair.
 //!
 //! A `store` call first parses its changes (headers and hashes; no document is loaded)
 //! on the caller's thread, then queues the batch. The first waiting caller to take the
 //! leader lock commits every queued batch in one redb transaction with
 //! `Durability::Immediate`, so one fsync serves all of them, and hands each caller its
-//! results only after that commit. Every decision (duplicate, dependency, seq) is made
-//! inside the transaction from what the file holds, so batches in one group see each
-//! other in queue order exactly as if they had committed one by one.
+//! results only after that commit. Every decision (duplicate, dependency, size, seq) is
+//! made inside the transaction from what the file holds, so batches in one group see each
+//! other in queue order exactly as if they had committed one by one. The same transaction
+//! keeps each record's row (snapshot position, tail size) and entry index in step.
 //!
-//! Memory: the store keeps no rows, documents or per-record state in memory; what it
-//! holds is the queue of batches waiting for a commit and redb's page cache, bounded by
-//! [`StoreConfig::cache_bytes`].
+//! Documents are built only off the push path: by the compactor (`compactor.rs`), by a
+//! bootstrap that meets a tail too long to send as changes (`bootstrap.rs`), and by repair
+//! (`repair.rs`), one record at a time.
+//!
+//! Memory: the store keeps no rows or per-record state in memory; it holds the queue of
+//! batches waiting for a commit, the compactor's bounded queue of record keys, at most one
+//! document per compaction, bootstrap or repair under way, and redb's page cache, bounded
+//! by [`StoreConfig::cache_bytes`].
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use holdfast_protocol::limits::{BATCH_ENTRIES_MAX, MESSAGE_BYTES_MAX};
 use holdfast_protocol::{
-    AckResult, ChangeEntry, Cursor, EventId, Outcome, PushEntry, RejectCode, SpaceId,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, EventId, Outcome, PushEntry, RecordId, SpaceId,
 };
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::store::{LogStore, PullResult, RepairReason};
+use crate::store::{LogStore, PullResult, RecordSync, RepairReason, SnapshotPage};
 use crate::tables::{self, EventRow, LogRow, FORMAT_VERSION};
+
+mod bootstrap;
+mod commit;
+mod compactor;
+mod config;
+mod record;
+mod repair;
 
 #[cfg(test)]
 mod tests;
 
-/// Default [`StoreConfig::event_retention_ms`]: 30 days.
-pub const EVENT_RETENTION_MS_DEFAULT: u64 = 30 * 24 * 60 * 60 * 1000;
-
-/// Default [`StoreConfig::prune_rows_max`].
-pub const PRUNE_ROWS_MAX_DEFAULT: u64 = 100_000;
-
-/// Default [`StoreConfig::cache_bytes`]: 64 MiB.
-pub const CACHE_BYTES_DEFAULT: usize = 64 << 20;
-
-/// How long a waiting caller sleeps before checking the leader lock again; a backstop, as
-/// the leader wakes waiters when it is done.
-const LEADER_WAIT: Duration = Duration::from_millis(5);
-
-/// Hex digits of a change hash quoted in a rejection reason.
-const REASON_HASH_CHARS: usize = 12;
-
-/// Every limit of a [`RedbLogStore`], with defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StoreConfig {
-    /// How long the outcome of an event id is remembered, in ms: a repeat within this
-    /// window gets the same outcome. Rows older than this are removed by
-    /// [`RedbLogStore::prune`], and not before.
-    pub event_retention_ms: u64,
-    /// Most event rows one [`RedbLogStore::prune`] call removes, so that one call's
-    /// transaction stays small.
-    pub prune_rows_max: u64,
-    /// Most entries one pull answers with, whatever `max_bytes` allows.
-    pub pull_entries_max: usize,
-    /// redb's page cache, in bytes: the store's memory does not grow beyond it with the
-    /// number of stored entries.
-    pub cache_bytes: usize,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            event_retention_ms: EVENT_RETENTION_MS_DEFAULT,
-            prune_rows_max: PRUNE_ROWS_MAX_DEFAULT,
-            pull_entries_max: BATCH_ENTRIES_MAX,
-            cache_bytes: CACHE_BYTES_DEFAULT,
-        }
-    }
-}
+use commit::Pending;
+use compactor::Compactor;
+pub use config::{
+    StoreConfig, CACHE_BYTES_DEFAULT, COMPACT_QUEUE_MAX_DEFAULT, COMPACT_TAIL_BYTES_MIN_DEFAULT,
+    COMPACT_TAIL_CHANGES_MIN_DEFAULT, COMPACT_TAIL_ENTRIES_MIN_DEFAULT,
+    COMPACT_TAIL_PERCENT_MIN_DEFAULT, EVENT_RETENTION_MS_DEFAULT, PRUNE_ROWS_MAX_DEFAULT,
+};
 
 /// A [`LogStore`] in one redb file.
 ///
 /// Cheap to share: wrap it in an `Arc` and call it from any number of threads. Concurrent
 /// [`store`](LogStore::store) calls are committed together (group commit).
 pub struct RedbLogStore {
-    db: Database,
+    db: Arc<Database>,
     config: StoreConfig,
     epoch: AtomicU64,
     relay_id: Uuid,
     commits: AtomicU64,
     queue: Mutex<Vec<Arc<Pending>>>,
     leader: Mutex<()>,
+    compactor: Compactor,
 }
 
 impl std::fmt::Debug for RedbLogStore {
@@ -113,20 +90,21 @@ impl RedbLogStore {
         tables::create_all(&txn)?;
         let (epoch, relay_id) = {
             let mut meta = txn.open_table(tables::META)?;
-            match read_meta(&meta, tables::META_FORMAT)? {
-                Some(bytes) => {
-                    let found = u32::from_le_bytes(fixed(&bytes, "format")?);
-                    if found > FORMAT_VERSION {
-                        return Err(StoreError::NewerFormat {
-                            found,
-                            supported: FORMAT_VERSION,
-                        });
-                    }
-                }
-                None => {
-                    meta.insert(tables::META_FORMAT, &FORMAT_VERSION.to_le_bytes()[..])?;
-                }
+            let found = match read_meta(&meta, tables::META_FORMAT)? {
+                Some(bytes) => u32::from_le_bytes(fixed(&bytes, "format")?),
+                None => FORMAT_VERSION,
+            };
+            if found > FORMAT_VERSION {
+                return Err(StoreError::NewerFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
             }
+            if found == 1 {
+                let indexed = tables::index_log(&txn)?;
+                tracing::info!(indexed, "relay store migrated from format 1: log indexed");
+            }
+            meta.insert(tables::META_FORMAT, &FORMAT_VERSION.to_le_bytes()[..])?;
             let epoch = match read_meta(&meta, tables::META_EPOCH)? {
                 Some(bytes) => u64::from_le_bytes(fixed(&bytes, "epoch")?),
                 None => {
@@ -146,6 +124,8 @@ impl RedbLogStore {
             (epoch, relay_id)
         };
         txn.commit()?;
+        let db = Arc::new(db);
+        let compactor = Compactor::start(db.clone(), &config)?;
         Ok(Self {
             db,
             config,
@@ -154,6 +134,7 @@ impl RedbLogStore {
             commits: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
             leader: Mutex::new(()),
+            compactor,
         })
     }
 
@@ -177,17 +158,7 @@ impl RedbLogStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = Batch {
-            entries: entries.into_iter().map(check).collect(),
-            now_ms,
-        };
-        let pending = Arc::new(Pending {
-            batch: Mutex::new(Some(batch)),
-            done: Mutex::new(None),
-            cv: Condvar::new(),
-        });
-        lock(&self.queue).push(pending.clone());
-        self.wait_durable(&pending)
+        self.commit_batch(entries, now_ms)
     }
 
     /// Starts a new epoch: every cursor devices hold is then answered with repair.
@@ -260,6 +231,23 @@ impl RedbLogStore {
         self.commits.load(Ordering::Relaxed)
     }
 
+    /// Compacts every record that is due (by the `compact_*` thresholds of
+    /// [`StoreConfig`]) on the calling thread, one at a time, and returns how many it
+    /// compacted.
+    ///
+    /// Reads every record row, so it costs time in proportion to the number of records;
+    /// the background compactor makes it unnecessary in normal operation. Tests call it to
+    /// make snapshots deterministically; a relay may call it before a planned shutdown.
+    pub fn compact_now(&self) -> Result<u64, StoreError> {
+        self.compactor.compact_now()
+    }
+
+    /// How many snapshots were written since opening (a metric), by the background
+    /// compactor and by [`Self::compact_now`].
+    pub fn compactions(&self) -> u64 {
+        self.compactor.compactions()
+    }
+
     /// The seq of the last entry of `space`'s log; 0 when it is empty.
     pub fn last_seq(&self, space: &SpaceId) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
@@ -269,94 +257,6 @@ impl RedbLogStore {
 
     fn leader(&self) -> MutexGuard<'_, ()> {
         lock(&self.leader)
-    }
-
-    /// Returns once `pending` is committed (or failed), committing a group if no other
-    /// caller is doing so.
-    fn wait_durable(&self, pending: &Arc<Pending>) -> Result<Vec<AckResult>, StoreError> {
-        loop {
-            if let Some(done) = pending.take_done() {
-                return done.map_err(StoreError::CommitFailed);
-            }
-            let leader = match self.leader.try_lock() {
-                Ok(guard) => guard,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    // Another caller is committing, maybe our batch. Wake-ups are sent
-                    // under `done`'s lock after the leader lock is free.
-                    let done = lock(&pending.done);
-                    let _ = pending.cv.wait_timeout_while(done, LEADER_WAIT, |d| {
-                        d.is_none() && self.leader_busy()
-                    });
-                    continue;
-                }
-            };
-            if let Some(done) = pending.take_done() {
-                return done.map_err(StoreError::CommitFailed);
-            }
-            let group = std::mem::take(&mut *lock(&self.queue));
-            self.commit_group(group);
-            drop(leader);
-            // Callers that queued during this group wait for the leader lock.
-            for p in lock(&self.queue).iter() {
-                p.wake();
-            }
-        }
-    }
-
-    fn leader_busy(&self) -> bool {
-        matches!(self.leader.try_lock(), Err(TryLockError::WouldBlock))
-    }
-
-    fn commit_group(&self, group: Vec<Arc<Pending>>) {
-        // A panic below is a bug, but it must not leave the group's callers waiting forever.
-        let mut unfinished = Unfinished(&group);
-        let batches: Vec<Batch> = group
-            .iter()
-            .map(|p| {
-                lock(&p.batch)
-                    .take()
-                    .expect("a queued batch is committed once")
-            })
-            .collect();
-        let entries: usize = batches.iter().map(|b| b.entries.len()).sum();
-        match self.write_group(batches) {
-            Ok(results) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(batches = group.len(), entries, "group committed");
-                for (p, r) in group.iter().zip(results) {
-                    p.finish(Ok(r));
-                }
-            }
-            Err(e) => {
-                tracing::error!(batches = group.len(), entries, error = %e, "group commit failed");
-                let e = e.to_string();
-                for p in &group {
-                    p.finish(Err(e.clone()));
-                }
-            }
-        }
-        unfinished.0 = &[];
-    }
-
-    fn write_group(&self, batches: Vec<Batch>) -> Result<Vec<Vec<AckResult>>, StoreError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        let results = {
-            let mut t = Tables {
-                log: txn.open_table(tables::LOG)?,
-                changes: txn.open_table(tables::CHANGES)?,
-                events: txn.open_table(tables::EVENTS)?,
-                times: txn.open_table(tables::EVENT_TIMES)?,
-                next_seq: HashMap::new(),
-            };
-            batches
-                .into_iter()
-                .map(|b| t.apply_batch(b))
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        txn.commit()?;
-        Ok(results)
     }
 }
 
@@ -374,12 +274,7 @@ impl LogStore for RedbLogStore {
         let txn = self.db.begin_read()?;
         // The epoch is read in the same snapshot as the log, so a rotation is never seen
         // half done.
-        let epoch = {
-            let meta = txn.open_table(tables::META)?;
-            let bytes = read_meta(&meta, tables::META_EPOCH)?
-                .ok_or_else(|| StoreError::Corrupt("meta: no epoch".into()))?;
-            u64::from_le_bytes(fixed(&bytes, "epoch")?)
-        };
+        let epoch = read_epoch(&txn)?;
         let cursor = cursor.unwrap_or(Cursor::start(epoch));
         if cursor.epoch != epoch {
             let reason = RepairReason::OtherEpoch {
@@ -437,301 +332,33 @@ impl LogStore for RedbLogStore {
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }
-}
 
-/// One `store` call waiting for its group commit.
-struct Pending {
-    batch: Mutex<Option<Batch>>,
-    done: Mutex<Option<Result<Vec<AckResult>, String>>>,
-    cv: Condvar,
-}
-
-impl Pending {
-    fn take_done(&self) -> Option<Result<Vec<AckResult>, String>> {
-        lock(&self.done).take()
+    fn bootstrap(
+        &self,
+        space: &SpaceId,
+        from: Option<BootstrapFrom>,
+        max_bytes: u64,
+    ) -> Result<SnapshotPage, StoreError> {
+        self.bootstrap_page(space, from, max_bytes)
     }
 
-    fn finish(&self, result: Result<Vec<AckResult>, String>) {
-        *lock(&self.done) = Some(result);
-        self.cv.notify_all();
-    }
-
-    fn wake(&self) {
-        let _done = lock(&self.done);
-        self.cv.notify_all();
+    fn sync_record(
+        &self,
+        space: &SpaceId,
+        record: RecordId,
+        message: &[u8],
+        may_write: bool,
+    ) -> Result<RecordSync, StoreError> {
+        self.sync_message(space, record, message, may_write)
     }
 }
 
-/// Fails the callers of a group commit that panicked.
-struct Unfinished<'a>(&'a [Arc<Pending>]);
-
-impl Drop for Unfinished<'_> {
-    fn drop(&mut self) {
-        for p in self.0 {
-            p.finish(Err("the group commit was interrupted".into()));
-        }
-    }
-}
-
-/// The entries of one `store` call, parsed.
-struct Batch {
-    entries: Vec<Checked>,
-    now_ms: u64,
-}
-
-/// A pushed entry with its changes parsed.
-struct Checked {
-    entry: PushEntry,
-    /// The changes that parsed, in push order, each hash once.
-    parsed: Vec<Parsed>,
-    /// Why the entry is malformed, if it is.
-    malformed: Option<String>,
-}
-
-struct Parsed {
-    /// Position in `entry.changes`.
-    index: usize,
-    hash: [u8; 32],
-    deps: Vec<[u8; 32]>,
-}
-
-/// Parses the headers of an entry's changes. Runs on the caller's thread, outside the
-/// leader lock, so parsing is not serialized.
-fn check(entry: PushEntry) -> Checked {
-    let total = entry.changes.len();
-    let mut malformed = (total == 0).then(|| "the entry carries no changes".to_owned());
-    let mut parsed = Vec::with_capacity(total);
-    let mut seen = HashSet::with_capacity(total);
-    for (index, bytes) in entry.changes.iter().enumerate() {
-        // Bad input must not take down the caller, even if the parser has a bug.
-        let change = std::panic::catch_unwind(|| automerge::Change::try_from(&bytes[..]))
-            .map_err(|_| "the parser failed on it".to_owned())
-            .and_then(|parsed| parsed.map_err(|e| e.to_string()));
-        match change {
-            Ok(change) => {
-                let hash = change.hash().0;
-                if seen.insert(hash) {
-                    let deps = change.deps().iter().map(|h| h.0).collect();
-                    parsed.push(Parsed { index, hash, deps });
-                }
-            }
-            Err(e) if malformed.is_none() => {
-                malformed = Some(format!(
-                    "change {} of {total} is not a valid Automerge change: {e}",
-                    index + 1
-                ));
-            }
-            Err(_) => {}
-        }
-    }
-    Checked {
-        entry,
-        parsed,
-        malformed,
-    }
-}
-
-/// The tables a group commit writes, and the next seq of each space it touched.
-struct Tables<'txn> {
-    log: Table<'txn, (&'static str, u64), &'static [u8]>,
-    changes: Table<'txn, (&'static str, [u8; 32]), u64>,
-    events: Table<'txn, u128, &'static [u8]>,
-    times: Table<'txn, (u64, u128), ()>,
-    next_seq: HashMap<String, u64>,
-}
-
-/// Change hashes of entries rejected earlier in the same batch, with the entry's event id
-/// and whether its rejection is permanent.
-type Refused = HashMap<[u8; 32], (EventId, bool)>;
-
-impl Tables<'_> {
-    fn apply_batch(&mut self, batch: Batch) -> Result<Vec<AckResult>, StoreError> {
-        let mut refused = Refused::new();
-        let mut results = Vec::with_capacity(batch.entries.len());
-        for checked in batch.entries {
-            let event_id = checked.entry.event_id;
-            let outcome = self.apply_entry(checked, &mut refused, batch.now_ms)?;
-            tracing::debug!(%event_id, ?outcome, "entry answered");
-            results.push(AckResult { event_id, outcome });
-        }
-        Ok(results)
-    }
-
-    fn apply_entry(
-        &mut self,
-        checked: Checked,
-        refused: &mut Refused,
-        now_ms: u64,
-    ) -> Result<Outcome, StoreError> {
-        let event_id = checked.entry.event_id;
-        let key = tables::eid(event_id);
-        let remembered = match self.events.get(key)? {
-            Some(row) => Some(tables::decode_row::<EventRow>(
-                tables::EVENT_ROW_V1,
-                row.value(),
-                "event",
-            )?),
-            None => None,
-        };
-        let outcome = match remembered {
-            Some(row) => match row.outcome {
-                Outcome::Stored { seq } => Outcome::Duplicate { seq },
-                other => other,
-            },
-            None => {
-                let outcome = self.decide(&checked, refused)?;
-                let outcome = match outcome {
-                    Decision::Answer(outcome) => outcome,
-                    Decision::Store(new) => self.append(checked.entry, &new)?,
-                };
-                if is_remembered(&outcome) {
-                    let row = EventRow {
-                        outcome: outcome.clone(),
-                        stored_ms: now_ms,
-                    };
-                    let row = tables::encode_row(tables::EVENT_ROW_V1, &row);
-                    self.events.insert(key, row.as_slice())?;
-                    self.times.insert((now_ms, key), ())?;
-                }
-                outcome
-            }
-        };
-        if let Outcome::Rejected { permanent, .. } = &outcome {
-            for p in &checked.parsed {
-                refused.insert(p.hash, (event_id, *permanent));
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// What to do with a new event id: the changes to store, or the answer.
-    fn decide(&mut self, checked: &Checked, refused: &Refused) -> Result<Decision, StoreError> {
-        if let Some(reason) = &checked.malformed {
-            return Ok(Decision::Answer(rejected(
-                RejectCode::Malformed,
-                reason.clone(),
-                true,
-            )));
-        }
-        let space = checked.entry.space.as_str();
-        let mut held_max = None;
-        let mut new = Vec::new();
-        for p in &checked.parsed {
-            match self.changes.get((space, p.hash))? {
-                Some(seq) => held_max = held_max.max(Some(seq.value())),
-                None => new.push(p),
-            }
-        }
-        if new.is_empty() {
-            let seq = held_max.expect("an entry without new changes holds some");
-            return Ok(Decision::Answer(Outcome::Duplicate { seq }));
-        }
-        let in_entry: HashSet<&[u8; 32]> = checked.parsed.iter().map(|p| &p.hash).collect();
-        for p in &new {
-            for dep in &p.deps {
-                if in_entry.contains(dep) || self.changes.get((space, *dep))?.is_some() {
-                    continue;
-                }
-                let answer = match refused.get(dep) {
-                    Some(&(parent, permanent)) => rejected(
-                        RejectCode::DependencyRejected { event_id: parent },
-                        format!(
-                            "change {} builds on change {} of entry {parent}, which was refused",
-                            short(&p.hash),
-                            short(dep)
-                        ),
-                        permanent,
-                    ),
-                    None => rejected(
-                        RejectCode::MissingDependencies,
-                        format!(
-                            "change {} builds on change {}, which this relay has not received",
-                            short(&p.hash),
-                            short(dep)
-                        ),
-                        false,
-                    ),
-                };
-                return Ok(Decision::Answer(answer));
-            }
-        }
-        Ok(Decision::Store(
-            new.iter().map(|p| (p.index, p.hash)).collect(),
-        ))
-    }
-
-    /// Appends an entry with its new changes (index in the entry, hash) to its space's log.
-    fn append(
-        &mut self,
-        entry: PushEntry,
-        new: &[(usize, [u8; 32])],
-    ) -> Result<Outcome, StoreError> {
-        let space = entry.space.as_str();
-        let seq = match self.next_seq.get(space) {
-            Some(&seq) => seq,
-            None => tables::last_seq(&self.log, space)? + 1,
-        };
-        self.next_seq.insert(space.to_owned(), seq + 1);
-        let mut changes = entry.changes;
-        let kept = new
-            .iter()
-            .map(|&(index, _)| std::mem::take(&mut changes[index]))
-            .collect();
-        let row = LogRow {
-            record: entry.record,
-            event_id: entry.event_id,
-            changes: kept,
-        };
-        let row = tables::encode_row(tables::LOG_ROW_V1, &row);
-        self.log.insert((space, seq), row.as_slice())?;
-        for (_, hash) in new {
-            self.changes.insert((space, *hash), seq)?;
-        }
-        Ok(Outcome::Stored { seq })
-    }
-}
-
-enum Decision {
-    Answer(Outcome),
-    /// (index in the entry, hash) of each change to store.
-    Store(Vec<(usize, [u8; 32])>),
-}
-
-/// Whether an outcome is remembered with its event id. Transient rejections are not: a
-/// resend after the cause is gone (the missing parent arrived) must be decided again.
-fn is_remembered(outcome: &Outcome) -> bool {
-    match outcome {
-        Outcome::Stored { .. } | Outcome::Duplicate { .. } => true,
-        Outcome::Rejected { permanent, .. } => *permanent,
-    }
-}
-
-fn rejected(code: RejectCode, mut reason: String, permanent: bool) -> Outcome {
-    truncate(&mut reason, MESSAGE_BYTES_MAX);
-    Outcome::Rejected {
-        code,
-        reason,
-        permanent,
-    }
-}
-
-/// Cuts `text` to at most `max` bytes, at a character boundary.
-fn truncate(text: &mut String, max: usize) {
-    if text.len() > max {
-        let end = (0..=max)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        text.truncate(end);
-    }
-}
-
-/// The first hex digits of a change hash, enough to find it in logs.
-fn short(hash: &[u8; 32]) -> String {
-    hash.iter()
-        .take(REASON_HASH_CHARS / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The epoch, as of `txn`.
+fn read_epoch(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    let meta = txn.open_table(tables::META)?;
+    let bytes = read_meta(&meta, tables::META_EPOCH)?
+        .ok_or_else(|| StoreError::Corrupt("meta: no epoch".into()))?;
+    Ok(u64::from_le_bytes(fixed(&bytes, "epoch")?))
 }
 
 fn read_meta(

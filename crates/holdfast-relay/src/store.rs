@@ -1,6 +1,10 @@
 //! The storage interface a relay's sessions are served by: [`LogStore`].
 
-use holdfast_protocol::{AckResult, ChangeEntry, Cursor, PushEntry, SpaceId};
+use holdfast_protocol::session::PullReply;
+use holdfast_protocol::{
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, Outcome, PushEntry, RecordId, RecordState,
+    SpaceId,
+};
 
 use crate::error::StoreError;
 
@@ -16,6 +20,10 @@ use crate::error::StoreError;
 ///   for as long as the epoch lasts.
 /// - A cursor from another epoch or past the end of the log is a [`PullResult::Repair`],
 ///   never an error and never a reset.
+/// - `bootstrap` pages through a space's record states; every state of every page holds at
+///   least each change of its record up to the first page's `base`.
+/// - `sync_record` answers one Automerge sync message of a repair and stores what it
+///   brings through the same rules as `store`.
 pub trait LogStore: Send + Sync {
     /// Stores pushed entries durably: one [`AckResult`] per entry, in the same order.
     ///
@@ -34,6 +42,70 @@ pub trait LogStore: Send + Sync {
 
     /// The relay's current epoch: cursors of any other epoch are answered with repair.
     fn epoch(&self) -> u64;
+
+    /// One page of the current state of `space`'s records, in record id order.
+    ///
+    /// `from: None`, or a `from.base` of another epoch (or past the log's end), starts at
+    /// the first record with `base` = the log's current end. Otherwise the page starts
+    /// after `from.after` and keeps `from.base`. Each [`RecordState`] holds every change of
+    /// its record stored so far (so at least those up to `base`). A page holds at most
+    /// `max_bytes` of [`RecordState::byte_len`], but at least one record however large;
+    /// `next` names its last record when more follow.
+    fn bootstrap(
+        &self,
+        space: &SpaceId,
+        from: Option<BootstrapFrom>,
+        max_bytes: u64,
+    ) -> Result<SnapshotPage, StoreError>;
+
+    /// Answers one Automerge sync message a device sent for `record` (a repair).
+    ///
+    /// The relay keeps no sync state between messages: the device drives the conversation
+    /// and ends it when its own `generate_sync_message` has nothing more to say. Changes the
+    /// message brings that the relay lacks are stored durably, as entries with new event
+    /// ids, if `may_write`; otherwise they are ignored. A message that does not decode is
+    /// [`StoreError::BadSyncMessage`].
+    fn sync_record(
+        &self,
+        space: &SpaceId,
+        record: RecordId,
+        message: &[u8],
+        may_write: bool,
+    ) -> Result<RecordSync, StoreError>;
+}
+
+/// The answer to [`LogStore::bootstrap`]: one page of record states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotPage {
+    /// The records, in record id order.
+    pub records: Vec<RecordState>,
+    /// The log position every state covers: the first page's, carried by `from.base`.
+    pub base: Cursor,
+    /// The last record of the page, if more follow.
+    pub next: Option<RecordId>,
+}
+
+impl From<SnapshotPage> for PullReply {
+    fn from(page: SnapshotPage) -> Self {
+        PullReply::Snapshot {
+            records: page.records,
+            base: page.base,
+            next: page.next,
+        }
+    }
+}
+
+/// The answer to [`LogStore::sync_record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordSync {
+    /// The relay's sync message for the device, to send back in a `Repair`.
+    pub reply: Option<Vec<u8>>,
+    /// Entries the message's changes were stored as, in log order, to fan out like pushed
+    /// ones. Empty when the message brought nothing new (or `may_write` was false).
+    pub stored: Vec<ChangeEntry>,
+    /// The rejection, if the relay refused to store the message's changes (the record
+    /// would pass its size limit); the reply then does not claim them.
+    pub rejected: Option<Outcome>,
 }
 
 /// The answer to [`LogStore::pull`].

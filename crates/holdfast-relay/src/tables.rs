@@ -13,7 +13,10 @@ mod tests;
 
 /// The storage layout version this code writes. Bump it, and add a migration at open,
 /// whenever a table or row layout changes; a file of a newer format is refused.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2 added the record index (`records`, `record_log`) and `snapshots`; a format-1 file is
+/// migrated at open by indexing its log.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Store-wide values: [`META_FORMAT`], [`META_EPOCH`], [`META_RELAY_ID`].
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -26,6 +29,17 @@ pub(crate) const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("ev
 /// (stored ms, event id) → (): event rows by age, so pruning reads only expired rows.
 pub(crate) const EVENT_TIMES: TableDefinition<(u64, u128), ()> =
     TableDefinition::new("event_times");
+/// (space, record) → [`RecordRow`]: each record's snapshot position and tail, kept in step
+/// with every append.
+pub(crate) const RECORDS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("records");
+/// (space, record, seq) → (change bytes, change count) of that log entry: each record's
+/// entries in log order.
+pub(crate) const RECORD_LOG: TableDefinition<(&str, u128, u64), (u64, u64)> =
+    TableDefinition::new("record_log");
+/// (space, record) → [`SNAPSHOT_ROW_V1`], then a saved Automerge document holding the
+/// record's log up to [`RecordRow::snapshot_seq`].
+pub(crate) const SNAPSHOTS: TableDefinition<(&str, u128), &[u8]> =
+    TableDefinition::new("snapshots");
 
 /// `u32` little-endian.
 pub(crate) const META_FORMAT: &str = "format";
@@ -36,6 +50,10 @@ pub(crate) const META_RELAY_ID: &str = "relay_id";
 
 pub(crate) const LOG_ROW_V1: u8 = 1;
 pub(crate) const EVENT_ROW_V1: u8 = 1;
+pub(crate) const RECORD_ROW_V1: u8 = 1;
+/// A snapshot row is this byte, then the document bytes as `Automerge::save` wrote them
+/// (not bincode: a document of megabytes is copied once, not encoded byte by byte).
+pub(crate) const SNAPSHOT_ROW_V1: u8 = 1;
 
 /// One entry of a space's log: what a device pulls.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +73,32 @@ pub(crate) struct EventRow {
     pub stored_ms: u64,
 }
 
+/// What the relay keeps of one record, next to its log entries.
+///
+/// The record's state is its snapshot (if `snapshot_seq > 0`) and then its log entries
+/// after `snapshot_seq`, the *tail*.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RecordRow {
+    /// The last log entry the snapshot holds; 0 when there is no snapshot.
+    pub snapshot_seq: u64,
+    /// Length of the saved document.
+    pub snapshot_bytes: u64,
+    /// Log entries of the record after `snapshot_seq`.
+    pub tail_entries: u64,
+    /// Changes in those entries.
+    pub tail_changes: u64,
+    /// Change bytes in those entries.
+    pub tail_bytes: u64,
+}
+
+impl RecordRow {
+    /// The record's size estimate, the measure `record_bytes_max` bounds: snapshot bytes
+    /// and tail change bytes, which is also the `byte_len` of its bootstrap state.
+    pub fn size(&self) -> u64 {
+        self.snapshot_bytes.saturating_add(self.tail_bytes)
+    }
+}
+
 /// Creates every table, so read transactions never meet a missing one.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(META)?;
@@ -62,6 +106,9 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), StoreError>
     txn.open_table(CHANGES)?;
     txn.open_table(EVENTS)?;
     txn.open_table(EVENT_TIMES)?;
+    txn.open_table(RECORDS)?;
+    txn.open_table(RECORD_LOG)?;
+    txn.open_table(SNAPSHOTS)?;
     Ok(())
 }
 
@@ -75,6 +122,78 @@ pub(crate) fn last_seq(
         .next_back()
         .transpose()?
         .map_or(0, |(k, _)| k.value().1))
+}
+
+/// Builds the record index of a format-1 file from its log: every entry is added to
+/// `record_log` and to its record's tail. Runs once, inside the transaction that opens the
+/// file; no snapshot exists yet, so the compactor makes them afterwards.
+pub(crate) fn index_log(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    let log = txn.open_table(LOG)?;
+    let mut records = txn.open_table(RECORDS)?;
+    let mut record_log = txn.open_table(RECORD_LOG)?;
+    let mut indexed = 0;
+    for item in log.iter()? {
+        let (key, value) = item?;
+        let (space, seq) = key.value();
+        let row: LogRow = decode_row(LOG_ROW_V1, value.value(), "log")?;
+        let rid = rid(row.record);
+        let (bytes, count) = change_bytes(&row.changes);
+        record_log.insert((space, rid, seq), (bytes, count))?;
+        let mut meta = read_record(&records, space, rid)?.unwrap_or_default();
+        meta.tail_entries += 1;
+        meta.tail_changes += count;
+        meta.tail_bytes += bytes;
+        records.insert((space, rid), encode_row(RECORD_ROW_V1, &meta).as_slice())?;
+        indexed += 1;
+    }
+    Ok(indexed)
+}
+
+/// The record row of (space, record), if the record has log entries.
+pub(crate) fn read_record(
+    records: &impl ReadableTable<(&'static str, u128), &'static [u8]>,
+    space: &str,
+    rid: u128,
+) -> Result<Option<RecordRow>, StoreError> {
+    records
+        .get((space, rid))?
+        .map(|v| decode_row(RECORD_ROW_V1, v.value(), "record"))
+        .transpose()
+}
+
+/// Total bytes and count of a list of changes.
+pub(crate) fn change_bytes(changes: &[Vec<u8>]) -> (u64, u64) {
+    let bytes = changes.iter().map(|c| c.len() as u64).sum();
+    (bytes, changes.len() as u64)
+}
+
+/// A record id as a table key: its bytes big-endian, so keys sort like ids.
+pub(crate) fn rid(id: RecordId) -> u128 {
+    u128::from_be_bytes(*id.as_bytes())
+}
+
+/// The record id of a table key.
+pub(crate) fn record_id(key: u128) -> RecordId {
+    RecordId::from_bytes(key.to_be_bytes())
+}
+
+/// The document bytes of a snapshot row.
+pub(crate) fn snapshot_doc(row: &[u8]) -> Result<&[u8], StoreError> {
+    match row.split_first() {
+        Some((&SNAPSHOT_ROW_V1, doc)) => Ok(doc),
+        Some((v, _)) => Err(StoreError::Corrupt(format!(
+            "snapshot row: unknown row version {v}"
+        ))),
+        None => Err(StoreError::Corrupt("snapshot row: empty".into())),
+    }
+}
+
+/// A snapshot row holding `doc`.
+pub(crate) fn snapshot_row(doc: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(doc.len() + 1);
+    row.push(SNAPSHOT_ROW_V1);
+    row.extend_from_slice(doc);
+    row
 }
 
 /// An event id as a table key.

@@ -1,0 +1,324 @@
+//! The compactor: replaces a record's snapshot with a new one holding its tail, off the
+//! push path, on a thread of its own (docs/relay-storage.md, "Compaction").
+//!
+//! A group commit hands it the records it made due; a bounded queue with a dedupe set
+//! holds them. When the queue is full, a record is dropped from it and a scan of the
+//! record table (also run once after open) finds it later. One record is compacted at a
+//! time, so at most one document is in memory. The log is never rewritten.
+
+use std::collections::{HashSet, VecDeque};
+use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+
+use super::record::{self, Reader};
+use super::{lock, StoreConfig};
+use crate::error::StoreError;
+use crate::tables::{self, RecordRow};
+
+/// Record rows one scan step reads, so that one read transaction stays short.
+const SCAN_ROWS: usize = 1024;
+
+/// A (space, record) key of the record table.
+type Key = (String, u128);
+
+/// The compactor of one store: its queue, and its thread if it runs in the background.
+pub(super) struct Compactor {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    db: Arc<Database>,
+    config: StoreConfig,
+    queue: Mutex<Queue>,
+    cv: Condvar,
+    /// Held while a record is compacted: one document in memory at a time, and the thread
+    /// and [`Compactor::compact_now`] never build the same snapshot twice at once.
+    work: Mutex<()>,
+    compactions: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    order: VecDeque<Key>,
+    queued: HashSet<Key>,
+    /// Records may be due that are not queued: at open, and after the queue was full.
+    rescan: bool,
+    /// Where the scan under way goes on from.
+    scan_after: Option<Key>,
+    /// Counts restarts of the scan, so a step that ran meanwhile does not undo one.
+    scan_restarts: u64,
+    stop: bool,
+}
+
+impl Compactor {
+    /// The compactor of `db`; its thread starts if `config.compact_in_background`, with a
+    /// scan for records left due by an earlier run.
+    pub fn start(db: Arc<Database>, config: &StoreConfig) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            db,
+            config: config.clone(),
+            queue: Mutex::new(Queue {
+                rescan: true,
+                ..Queue::default()
+            }),
+            cv: Condvar::new(),
+            work: Mutex::new(()),
+            compactions: AtomicU64::new(0),
+        });
+        let thread = if config.compact_in_background {
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name("holdfast-compactor".into())
+                .spawn(move || shared.run())
+                .map_err(|e| StoreError::Database(redb::Error::Io(e)))?;
+            Some(thread)
+        } else {
+            None
+        };
+        Ok(Self { shared, thread })
+    }
+
+    /// Queues records a commit made due. Without a background thread, nothing is queued:
+    /// [`Self::compact_now`] finds them.
+    pub fn enqueue(&self, keys: Vec<Key>) {
+        if self.thread.is_none() || keys.is_empty() {
+            return;
+        }
+        let mut queue = lock(&self.shared.queue);
+        for key in keys {
+            queue.push(key, self.shared.config.compact_queue_max);
+        }
+        self.shared.cv.notify_one();
+    }
+
+    /// Compacts every due record now, on the calling thread; returns how many.
+    pub fn compact_now(&self) -> Result<u64, StoreError> {
+        let mut compacted = 0;
+        let mut after = None;
+        loop {
+            let (due, resume) = self.shared.scan_step(after.as_ref(), usize::MAX)?;
+            for (space, rid) in due {
+                compacted += u64::from(self.shared.compact(&space, rid)?);
+            }
+            match resume {
+                Some(key) => after = Some(key),
+                None => return Ok(compacted),
+            }
+        }
+    }
+
+    /// Snapshots written since open.
+    pub fn compactions(&self) -> u64 {
+        self.shared.compactions.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stop = true;
+        self.shared.cv.notify_all();
+        if let Some(thread) = self.thread.take() {
+            // The thread finishes the record it is on (one document) and stops.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Queue {
+    /// Queues `key` unless it is queued already; past `max`, leaves it to a scan.
+    fn push(&mut self, key: Key, max: usize) {
+        if self.queued.contains(&key) {
+            return;
+        }
+        if self.order.len() >= max {
+            self.rescan = true;
+            self.scan_after = None;
+            self.scan_restarts += 1;
+            return;
+        }
+        self.queued.insert(key.clone());
+        self.order.push_back(key);
+    }
+
+    fn pop(&mut self) -> Option<Key> {
+        let key = self.order.pop_front()?;
+        self.queued.remove(&key);
+        Some(key)
+    }
+}
+
+enum Job {
+    Record(Key),
+    /// A scan step after this key, in this scan (its restart count).
+    Scan(Option<Key>, u64),
+}
+
+impl Shared {
+    fn run(&self) {
+        loop {
+            let job = {
+                let mut queue = lock(&self.queue);
+                loop {
+                    if queue.stop {
+                        return;
+                    }
+                    if let Some(key) = queue.pop() {
+                        break Job::Record(key);
+                    }
+                    if queue.rescan {
+                        break Job::Scan(queue.scan_after.clone(), queue.scan_restarts);
+                    }
+                    queue = self.cv.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            // A failure (or a bug) on one record must not stop compaction of the others.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.work(job)));
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed"),
+                Err(_) => tracing::error!("compaction panicked"),
+            }
+        }
+    }
+
+    fn work(&self, job: Job) -> Result<(), StoreError> {
+        match job {
+            Job::Record((space, rid)) => {
+                self.compact(&space, rid)?;
+            }
+            Job::Scan(after, restarts) => {
+                let room = {
+                    let queue = lock(&self.queue);
+                    self.config
+                        .compact_queue_max
+                        .saturating_sub(queue.order.len())
+                };
+                let scanned = self.scan_step(after.as_ref(), room.max(1));
+                let mut queue = lock(&self.queue);
+                let (due, resume) = match scanned {
+                    Ok(scanned) => scanned,
+                    Err(e) => {
+                        // Try again from the start when next due, not in a tight loop.
+                        queue.rescan = false;
+                        queue.scan_after = None;
+                        return Err(e);
+                    }
+                };
+                // A push that overflowed the queue meanwhile restarted the scan: keep that.
+                if queue.scan_restarts == restarts {
+                    queue.rescan = resume.is_some();
+                    queue.scan_after = resume;
+                }
+                for key in due {
+                    queue.push(key, usize::MAX);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads up to [`SCAN_ROWS`] record rows after `after` and returns the keys of at most
+    /// `room` due records, with the key to go on after (`None` at the end of the table).
+    fn scan_step(
+        &self,
+        after: Option<&Key>,
+        room: usize,
+    ) -> Result<(Vec<Key>, Option<Key>), StoreError> {
+        let txn = self.db.begin_read()?;
+        let records = txn.open_table(tables::RECORDS)?;
+        let start = match after {
+            Some((space, rid)) => Bound::Excluded((space.as_str(), *rid)),
+            None => Bound::Unbounded,
+        };
+        let mut due = Vec::new();
+        let mut last = None;
+        for item in records
+            .range::<(&str, u128)>((start, Bound::Unbounded))?
+            .take(SCAN_ROWS)
+        {
+            let (key, value) = item?;
+            let (space, rid) = key.value();
+            let row: RecordRow =
+                tables::decode_row(tables::RECORD_ROW_V1, value.value(), "record")?;
+            last = Some((space.to_owned(), rid));
+            if self.config.compaction_due(&row) {
+                due.push((space.to_owned(), rid));
+                if due.len() >= room {
+                    return Ok((due, last));
+                }
+            }
+        }
+        let end = match &last {
+            None => true,
+            Some((space, rid)) => records
+                .range::<(&str, u128)>((Bound::Excluded((space.as_str(), *rid)), Bound::Unbounded))?
+                .next()
+                .is_none(),
+        };
+        Ok((due, if end { None } else { last }))
+    }
+
+    /// Makes a new snapshot of the record if it is still due; returns whether it did.
+    fn compact(&self, space: &str, rid: u128) -> Result<bool, StoreError> {
+        let _work = lock(&self.work);
+        let stored = {
+            let txn = self.db.begin_read()?;
+            let reader = Reader::open(&txn)?;
+            let Some(row) = reader.row(space, rid)? else {
+                return Ok(false);
+            };
+            if !self.config.compaction_due(&row) {
+                return Ok(false);
+            }
+            reader.stored(space, rid, &row)?
+        };
+        let saved = record::build(&stored.doc, &stored.changes)?.save();
+        let covered = stored.last_seq;
+        drop(stored);
+
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut records = txn.open_table(tables::RECORDS)?;
+            let record_log = txn.open_table(tables::RECORD_LOG)?;
+            let mut snapshots = txn.open_table(tables::SNAPSHOTS)?;
+            let Some(old) = tables::read_record(&records, space, rid)? else {
+                return Ok(false);
+            };
+            if old.snapshot_seq >= covered {
+                return Ok(false);
+            }
+            // Entries appended since the read stay in the tail.
+            let mut row = RecordRow {
+                snapshot_seq: covered,
+                snapshot_bytes: saved.len() as u64,
+                ..RecordRow::default()
+            };
+            for item in record_log.range((space, rid, covered + 1)..=(space, rid, u64::MAX))? {
+                let (bytes, count) = item?.1.value();
+                row.tail_entries += 1;
+                row.tail_changes += count;
+                row.tail_bytes += bytes;
+            }
+            snapshots.insert((space, rid), tables::snapshot_row(&saved).as_slice())?;
+            let row = tables::encode_row(tables::RECORD_ROW_V1, &row);
+            records.insert((space, rid), row.as_slice())?;
+        }
+        txn.commit()?;
+        self.compactions.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            space,
+            record = %tables::record_id(rid),
+            seq = covered,
+            bytes = saved.len(),
+            "record compacted"
+        );
+        Ok(true)
+    }
+}
