@@ -1,16 +1,22 @@
-//! Integration tests of the relay's log store, on real redb files in temporary directories.
+//! Integration tests of the relay: its log store on real redb files in temporary
+//! directories, and the `holdfast-relay` binary on loopback ports.
 
+mod cli;
 mod concurrent;
 mod deps;
 mod epoch;
+mod harness;
+mod ops;
 mod pull;
 mod push;
 mod retention;
+mod serve;
+mod tls;
 
 use std::path::Path;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ROOT};
+use automerge::{ActorId, AutoCommit, ScalarValue, ROOT};
 use holdfast_protocol::{
     AckResult, ChangeEntry, Cursor, EventId, Outcome, PushEntry, RecordId, SpaceId,
 };
@@ -53,6 +59,19 @@ impl Doc {
         let n = self.puts;
         self.doc.put(ROOT, format!("field{}", n % 3), n).unwrap();
         self.doc.put(ROOT, "title", format!("title {n}")).unwrap();
+        self.doc.commit();
+        self.doc
+            .get_last_local_change()
+            .unwrap()
+            .raw_bytes()
+            .to_vec()
+    }
+
+    /// Makes one change holding `bytes` and returns its raw bytes.
+    fn change_with_bytes(&mut self, bytes: Vec<u8>) -> Vec<u8> {
+        self.doc
+            .put(ROOT, "blob", ScalarValue::Bytes(bytes))
+            .unwrap();
         self.doc.commit();
         self.doc
             .get_last_local_change()

@@ -1,0 +1,228 @@
+//! The `holdfast-relay` command line: `serve` and `token`. Every flag can also be set
+//! with an environment variable, named in its help (`HOLDFAST_RELAY_*`).
+//!
+//! ```text
+//! holdfast-relay serve [--listen 127.0.0.1:7700] [--http 127.0.0.1:7701]
+//!                      [--data holdfast-relay.redb] [--secret-file holdfast-relay.secret]
+//!                      [--tls-cert chain.pem --tls-key key.pem] [limits...]
+//! holdfast-relay token --space team-notes:write [--space archive:read] [--ttl 30d]
+//!                      [--subject alice-laptop] [--secret-file holdfast-relay.secret]
+//! ```
+//!
+//! `token` takes each space as `NAME:ROLE` (`read` or `write`), or as a bare `NAME` with
+//! the role given once by `--role`; several spaces may also be comma-separated.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Parser, Subcommand};
+use holdfast_protocol::limits::{
+    FRAME_BYTES_MAX, HANDSHAKE_TIMEOUT_MS_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT,
+    KEEPALIVE_INTERVAL_MS_DEFAULT, PUSH_BURST_DEFAULT, PUSH_RATE_PER_SEC_DEFAULT,
+};
+use holdfast_protocol::SpaceId;
+use thiserror::Error;
+
+use crate::auth::{mint_token, MintError, RoleClaim, TokenRequest};
+use crate::config::{
+    ServerConfig, ServerLimits, TlsFiles, CONNECTIONS_MAX_DEFAULT, DATA_DEFAULT, HTTP_DEFAULT,
+    LISTEN_DEFAULT, SECRET_FILE_DEFAULT, SEND_QUEUE_BYTES_MAX_DEFAULT,
+    SEND_QUEUE_FRAMES_MAX_DEFAULT, SHUTDOWN_GRACE_DEFAULT,
+};
+use crate::secret::{Secret, SecretError};
+
+#[cfg(test)]
+mod tests;
+
+/// The Holdfast relay: the server devices sync their spaces through.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast-relay", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve devices over WebSocket, with /healthz and /metrics over HTTP.
+    Serve(ServeArgs),
+    /// Print a token granting roles in spaces, signed with the relay's secret.
+    Token(TokenArgs),
+}
+
+/// Flags of `holdfast-relay serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address devices connect to (port 0: any free port).
+    #[arg(long, env = "HOLDFAST_RELAY_LISTEN", default_value = LISTEN_DEFAULT)]
+    pub listen: SocketAddr,
+    /// Address of /healthz and /metrics (port 0: any free port).
+    #[arg(long, env = "HOLDFAST_RELAY_HTTP", default_value = HTTP_DEFAULT)]
+    pub http: SocketAddr,
+    /// The relay's database file, created if missing.
+    #[arg(long, env = "HOLDFAST_RELAY_DATA", default_value = DATA_DEFAULT)]
+    pub data: PathBuf,
+    /// The token secret, created (readable by its owner only) if missing.
+    #[arg(long, env = "HOLDFAST_RELAY_SECRET_FILE", default_value = SECRET_FILE_DEFAULT)]
+    pub secret_file: PathBuf,
+    /// Most connections served at once; more are told to retry later.
+    #[arg(long, env = "HOLDFAST_RELAY_MAX_CONNECTIONS", default_value_t = CONNECTIONS_MAX_DEFAULT)]
+    pub max_connections: usize,
+    /// Largest message read from a device, in bytes.
+    #[arg(long, env = "HOLDFAST_RELAY_MAX_FRAME_BYTES", default_value_t = FRAME_BYTES_MAX as u32)]
+    pub max_frame_bytes: u32,
+    /// Pushes per second one connection may send on average (0: no limit).
+    #[arg(long, env = "HOLDFAST_RELAY_PUSH_RATE", default_value_t = PUSH_RATE_PER_SEC_DEFAULT)]
+    pub push_rate: u32,
+    /// Pushes one connection may send at once after a quiet spell.
+    #[arg(long, env = "HOLDFAST_RELAY_PUSH_BURST", default_value_t = PUSH_BURST_DEFAULT)]
+    pub push_burst: u32,
+    /// Frames waiting to be sent to one connection before it is dropped as too slow.
+    #[arg(long, env = "HOLDFAST_RELAY_SEND_QUEUE_FRAMES", default_value_t = SEND_QUEUE_FRAMES_MAX_DEFAULT)]
+    pub send_queue_frames: usize,
+    /// Bytes waiting to be sent to one connection before it is dropped as too slow.
+    #[arg(long, env = "HOLDFAST_RELAY_SEND_QUEUE_BYTES", default_value_t = SEND_QUEUE_BYTES_MAX_DEFAULT)]
+    pub send_queue_bytes: usize,
+    /// Seconds without hearing from a device before its connection is closed.
+    #[arg(long, env = "HOLDFAST_RELAY_IDLE_TIMEOUT_SECS", default_value_t = IDLE_TIMEOUT_MS_DEFAULT / 1000)]
+    pub idle_timeout_secs: u64,
+    /// Seconds without hearing from a device before it is pinged.
+    #[arg(long, env = "HOLDFAST_RELAY_KEEPALIVE_SECS", default_value_t = KEEPALIVE_INTERVAL_MS_DEFAULT / 1000)]
+    pub keepalive_secs: u64,
+    /// Seconds a new connection has for its handshakes and its Hello.
+    #[arg(long, env = "HOLDFAST_RELAY_HANDSHAKE_TIMEOUT_SECS", default_value_t = HANDSHAKE_TIMEOUT_MS_DEFAULT / 1000)]
+    pub handshake_timeout_secs: u64,
+    /// Seconds open connections get to finish their stores after SIGTERM or Ctrl-C.
+    #[arg(long, env = "HOLDFAST_RELAY_SHUTDOWN_GRACE_SECS", default_value_t = SHUTDOWN_GRACE_DEFAULT.as_secs())]
+    pub shutdown_grace_secs: u64,
+    /// PEM certificate chain: serve wss:// (needs --tls-key).
+    #[arg(long, env = "HOLDFAST_RELAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate (needs --tls-cert).
+    #[arg(long, env = "HOLDFAST_RELAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The server configuration these flags describe.
+    pub fn config(&self) -> ServerConfig {
+        let limits = ServerLimits {
+            connections_max: self.max_connections,
+            frame_bytes_max: self.max_frame_bytes,
+            push_rate_per_sec: self.push_rate,
+            push_burst: self.push_burst,
+            send_queue_frames_max: self.send_queue_frames,
+            send_queue_bytes_max: self.send_queue_bytes,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            keepalive_interval: Duration::from_secs(self.keepalive_secs),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
+        };
+        let mut config = ServerConfig::new();
+        config.listen = self.listen;
+        config.http = self.http;
+        config.data = self.data.clone();
+        config.secret_file = self.secret_file.clone();
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        config.limits = limits;
+        config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        config
+    }
+}
+
+/// Flags of `holdfast-relay token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// A space the token grants, as NAME:ROLE (ROLE is read or write), or NAME with
+    /// --role. Repeat it, or separate spaces with commas.
+    #[arg(
+        long = "space",
+        env = "HOLDFAST_RELAY_TOKEN_SPACES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub spaces: Vec<String>,
+    /// Role for spaces given without one: read or write.
+    #[arg(long, env = "HOLDFAST_RELAY_TOKEN_ROLE")]
+    pub role: Option<String>,
+    /// How long the token is valid: 90s, 12h, 30d, "1month 2days"...
+    #[arg(long, env = "HOLDFAST_RELAY_TOKEN_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// Who the token names (a user or a device), shown in the relay's logs.
+    #[arg(long, env = "HOLDFAST_RELAY_TOKEN_SUBJECT", default_value = "device")]
+    pub subject: String,
+    /// The relay's token secret.
+    #[arg(long, env = "HOLDFAST_RELAY_SECRET_FILE", default_value = SECRET_FILE_DEFAULT)]
+    pub secret_file: PathBuf,
+}
+
+impl TokenArgs {
+    /// What the token is to grant.
+    pub fn request(&self) -> Result<TokenRequest, CliError> {
+        let default_role = self.role.as_deref().map(parse_role).transpose()?;
+        let mut spaces = BTreeMap::new();
+        for arg in &self.spaces {
+            let (name, role) = match arg.rsplit_once(':') {
+                Some((name, role)) => (name, parse_role(role)?),
+                None => (
+                    arg.as_str(),
+                    default_role.ok_or_else(|| {
+                        usage(format!(
+                            "give a role for {arg}: --space {arg}:write, or --role"
+                        ))
+                    })?,
+                ),
+            };
+            let space = SpaceId::new(name).map_err(|e| usage(format!("{name:?}: {e}")))?;
+            spaces.insert(space, role);
+        }
+        Ok(TokenRequest {
+            subject: self.subject.clone(),
+            spaces,
+            ttl: self.ttl,
+        })
+    }
+
+    /// The token, signed with the secret in `secret_file`.
+    pub fn mint(&self) -> Result<String, CliError> {
+        let request = self.request()?;
+        let secret = Secret::load(&self.secret_file)?;
+        Ok(mint_token(&secret, &request, SystemTime::now())?)
+    }
+}
+
+fn parse_role(role: &str) -> Result<RoleClaim, CliError> {
+    match role {
+        "read" => Ok(RoleClaim::Read),
+        "write" => Ok(RoleClaim::Write),
+        other => Err(usage(format!("unknown role {other:?}: use read or write"))),
+    }
+}
+
+fn usage(message: String) -> CliError {
+    CliError::Usage(message)
+}
+
+/// Why a command could not run.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The flags do not make sense.
+    #[error("{0}")]
+    Usage(String),
+    /// The secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The token could not be minted.
+    #[error(transparent)]
+    Mint(#[from] MintError),
+}

@@ -1,0 +1,223 @@
+//! The blocking work a session's `Store`, `Pull`, `Bootstrap` and `Repair` effects ask for, run on tokio's
+//! blocking pool so that no redb or Automerge work happens on a reactor thread.
+//!
+//! A store publishes its stored entries to the fan-out from inside the blocking closure,
+//! right after the durable commit: if the connection that pushed them is gone by then,
+//! the other subscribers still hear of them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use holdfast_protocol::session::{PullReply, RequestId};
+use holdfast_protocol::{
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, Outcome, PushEntry, RecordId, SpaceId,
+};
+use tracing::Span;
+
+use crate::error::StoreError;
+use crate::fanout::{Fanout, LiveBatch};
+use crate::metrics::Metrics;
+use crate::store::{LogStore, PullResult};
+
+/// A finished piece of storage work, handed back to its connection.
+#[derive(Debug)]
+pub(crate) enum Done {
+    Stored {
+        request_id: RequestId,
+        result: Result<Vec<AckResult>, StoreError>,
+    },
+    Pulled {
+        request_id: RequestId,
+        reply: PullReply,
+    },
+    /// The relay's answer to a device's sync message, if it has one.
+    Repaired {
+        space: SpaceId,
+        record: RecordId,
+        reply: Result<Option<Vec<u8>>, StoreError>,
+    },
+}
+
+/// What storage work needs, shared by every connection.
+#[derive(Clone)]
+pub(crate) struct Storage {
+    pub(crate) store: Arc<dyn LogStore>,
+    pub(crate) fanout: Arc<dyn Fanout>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Storage {
+    /// Stores `entries` durably, logs and counts each outcome, and publishes what was
+    /// stored. Blocking.
+    pub(crate) fn store(
+        &self,
+        span: &Span,
+        request_id: RequestId,
+        entries: Vec<PushEntry>,
+    ) -> Done {
+        let _entered = span.enter();
+        let pushed = entries.clone();
+        let started = Instant::now();
+        let result = self.store.store(entries);
+        Metrics::observe(&self.metrics.commit_seconds, started.elapsed());
+        match &result {
+            Ok(results) => {
+                self.record(&pushed, results);
+                self.publish(pushed, results);
+            }
+            Err(error) => {
+                for entry in &pushed {
+                    tracing::warn!(event_id = %entry.event_id, "not stored: {error}");
+                }
+            }
+        }
+        Done::Stored { request_id, result }
+    }
+
+    /// Reads a space's log after `cursor`. Blocking.
+    pub(crate) fn pull(
+        &self,
+        span: &Span,
+        request_id: RequestId,
+        space: &SpaceId,
+        cursor: Cursor,
+        max_bytes: u64,
+    ) -> Done {
+        let _entered = span.enter();
+        let reply = match self.store.pull(space, Some(cursor), max_bytes) {
+            Ok(PullResult::Changes {
+                entries,
+                next_cursor,
+                more,
+            }) => PullReply::Changes {
+                entries,
+                next_cursor,
+                more,
+            },
+            Ok(PullResult::Repair { reason }) => {
+                // The device drives the repair (it knows which records it holds); the
+                // session tells it to start with a `Resync`.
+                tracing::info!(%space, %cursor, ?reason, "pull needs a repair");
+                PullReply::Repair {
+                    messages: Vec::new(),
+                }
+            }
+            Err(error) => {
+                tracing::error!(%space, %cursor, "pull failed: {error}");
+                PullReply::Failed
+            }
+        };
+        Done::Pulled { request_id, reply }
+    }
+
+    /// One page of a space's current state. Blocking.
+    pub(crate) fn bootstrap(
+        &self,
+        span: &Span,
+        request_id: RequestId,
+        space: &SpaceId,
+        from: Option<BootstrapFrom>,
+        max_bytes: u64,
+    ) -> Done {
+        let _entered = span.enter();
+        let reply = match self.store.bootstrap(space, from, max_bytes) {
+            Ok(page) => page.into(),
+            Err(error) => {
+                tracing::error!(%space, "bootstrap failed: {error}");
+                PullReply::Failed
+            }
+        };
+        Done::Pulled { request_id, reply }
+    }
+
+    /// Answers a device's sync message for one record, storing and publishing the changes
+    /// it brings. Blocking.
+    pub(crate) fn repair(
+        &self,
+        span: &Span,
+        space: SpaceId,
+        record: RecordId,
+        message: &[u8],
+        may_write: bool,
+    ) -> Done {
+        let _entered = span.enter();
+        let reply = match self.store.sync_record(&space, record, message, may_write) {
+            Ok(sync) => {
+                for entry in &sync.stored {
+                    self.metrics.push_entry("stored");
+                    let event_id = tracing::field::display(entry.event_id);
+                    tracing::info!(event_id, %space, %record, seq = entry.seq, "stored by repair");
+                }
+                if let Some(outcome) = &sync.rejected {
+                    tracing::info!(%space, %record, ?outcome, "repair changes rejected");
+                }
+                if let Some(last) = sync.stored.last() {
+                    let next_cursor = Cursor {
+                        epoch: self.store.epoch(),
+                        seq: last.seq,
+                    };
+                    let batch = LiveBatch::new(space.clone(), sync.stored, next_cursor);
+                    self.fanout.publish(Arc::new(batch));
+                }
+                Ok(sync.reply)
+            }
+            Err(error) => Err(error),
+        };
+        Done::Repaired {
+            space,
+            record,
+            reply,
+        }
+    }
+
+    fn record(&self, pushed: &[PushEntry], results: &[AckResult]) {
+        for (entry, result) in pushed.iter().zip(results) {
+            let event_id = tracing::field::display(result.event_id);
+            let (space, record) = (&entry.space, &entry.record);
+            match &result.outcome {
+                Outcome::Stored { seq } => {
+                    self.metrics.push_entry("stored");
+                    tracing::info!(event_id, %space, %record, seq, "stored");
+                }
+                Outcome::Duplicate { seq } => {
+                    self.metrics.push_entry("duplicate");
+                    tracing::info!(event_id, %space, %record, seq, "duplicate");
+                }
+                Outcome::Rejected {
+                    code,
+                    reason,
+                    permanent,
+                } => {
+                    self.metrics.push_entry("rejected");
+                    tracing::info!(event_id, %space, %record, ?code, permanent, reason, "rejected");
+                }
+            }
+        }
+    }
+
+    /// Publishes the stored entries, one batch per space in push order.
+    fn publish(&self, pushed: Vec<PushEntry>, results: &[AckResult]) {
+        let mut batches: Vec<(SpaceId, Vec<ChangeEntry>)> = Vec::new();
+        for (entry, result) in pushed.into_iter().zip(results) {
+            let Outcome::Stored { seq } = result.outcome else {
+                continue;
+            };
+            let change = ChangeEntry {
+                seq,
+                record: entry.record,
+                event_id: entry.event_id,
+                changes: entry.changes,
+            };
+            match batches.iter_mut().find(|(space, _)| *space == entry.space) {
+                Some((_, entries)) => entries.push(change),
+                None => batches.push((entry.space, vec![change])),
+            }
+        }
+        let epoch = self.store.epoch();
+        for (space, entries) in batches {
+            let seq = entries.last().map_or(0, |entry| entry.seq);
+            let batch = LiveBatch::new(space, entries, Cursor { epoch, seq });
+            self.fanout.publish(Arc::new(batch));
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The binary's command line: the token subcommand and the secret file.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::{run, Relay};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_file_is_created_readable_by_its_owner_only() {
+    let relay = Relay::start(&[]).await;
+    let path = relay.dir.path().join("holdfast-relay.secret");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.trim().len(), 64, "32 bytes of hex");
+    assert!(text.trim().bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(relay.dir.path().join("holdfast-relay.redb").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_file_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("holdfast-relay.secret");
+    std::fs::write(&path, "ab".repeat(32)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    )
+    .await;
+    assert!(!output.status.success());
+    assert!(
+        output.stderr.contains("can be read by other users"),
+        "{}",
+        output.stderr
+    );
+    assert!(output.stdout.is_empty());
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&path, "abcd").unwrap();
+    let output = run(dir.path(), &["token", "--space", "team:read"]).await;
+    assert!(!output.status.success());
+    assert!(
+        output.stderr.contains("at least 32 are needed"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_names_roles_in_either_form_and_refuses_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["token", "--space", "team:write"]).await;
+    assert!(!output.status.success(), "no secret file yet");
+    assert!(
+        output.stderr.contains("holdfast-relay serve"),
+        "{}",
+        output.stderr
+    );
+
+    let relay = Relay::start(&[]).await;
+    let ok = |args: &'static [&'static str]| {
+        let dir = relay.dir.path().to_owned();
+        async move { run(&dir, args).await }
+    };
+    let both = ok(&[
+        "token",
+        "--space",
+        "a:write,b",
+        "--role",
+        "read",
+        "--ttl",
+        "2h",
+    ])
+    .await;
+    assert!(both.status.success(), "{}", both.stderr);
+    let bad = ok(&["token", "--space", "a:admin"]).await;
+    assert!(!bad.status.success());
+    assert!(bad.stderr.contains("unknown role"), "{}", bad.stderr);
+    let missing = ok(&["token", "--space", "a"]).await;
+    assert!(!missing.status.success());
+    assert!(missing.stderr.contains("give a role"), "{}", missing.stderr);
+}

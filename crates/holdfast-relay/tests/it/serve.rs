@@ -1,0 +1,270 @@
+//! The server binary end to end: pushes, pulls, live fan-out, refusals and limits.
+
+use holdfast_protocol::{ErrorCode, Frame, Outcome, RejectCode};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{Incoming, Relay};
+use crate::{entry, space, Doc};
+
+fn ack(frame: &Frame) -> Vec<Outcome> {
+    match frame {
+        Frame::Ack { results } => results.iter().map(|r| r.outcome.clone()).collect(),
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
+fn is_ack(frame: &Frame) -> bool {
+    matches!(frame, Frame::Ack { .. })
+}
+
+fn is_changes(frame: &Frame) -> bool {
+    matches!(frame, Frame::Changes { .. })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_is_acked_once_stored_and_pulled_back() {
+    let relay = Relay::start(&[]).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    let (mut device, epoch) = relay.device(&token, &[&team]).await;
+
+    let mut doc = Doc::new();
+    let pushed = entry(&team, doc.record, vec![doc.change()]);
+    let push = Frame::Push {
+        entries: vec![pushed.clone()],
+    };
+    device.send(&push).await;
+    assert_eq!(
+        ack(&device.frame_where(is_ack).await),
+        [Outcome::Stored { seq: 1 }]
+    );
+    // The device hears its own entry live too.
+    device.frame_where(is_changes).await;
+    device.send(&push).await;
+    assert_eq!(
+        ack(&device.frame_where(is_ack).await),
+        [Outcome::Duplicate { seq: 1 }]
+    );
+
+    let cursor = holdfast_protocol::Cursor::start(epoch);
+    let pull = Frame::Pull {
+        space: team.clone(),
+        cursor,
+        max_bytes: 1 << 20,
+    };
+    device.send(&pull).await;
+    let answer = match device.frame().await {
+        Frame::Changes {
+            entries,
+            next_cursor,
+            more: false,
+            ..
+        } => (entries, next_cursor),
+        other => panic!("expected the pulled changes, got {other:?}"),
+    };
+    let (entries, next_cursor) = answer;
+    assert_eq!(entries[0].seq, 1);
+    assert_eq!(entries[0].event_id, pushed.event_id);
+    assert_eq!(entries[0].record, pushed.record);
+    assert_eq!(entries[0].changes, pushed.changes);
+    assert_eq!(next_cursor, holdfast_protocol::Cursor { epoch, seq: 1 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_entries_reach_every_subscriber_live() {
+    let relay = Relay::start(&[]).await;
+    let (team, other) = (space("team"), space("other"));
+    let token = relay.token(&["team:write", "other:write"]).await;
+    let (mut first, epoch) = relay.device(&token, &[&team]).await;
+    let (mut second, _) = relay.device(&token, &[&team]).await;
+    let (mut elsewhere, _) = relay.device(&token, &[&other]).await;
+    let (mut pusher, _) = relay.device(&token, &[&team]).await;
+
+    let mut doc = Doc::new();
+    let pushed = entry(&team, doc.record, vec![doc.change()]);
+    pusher
+        .send(&Frame::Push {
+            entries: vec![pushed.clone()],
+        })
+        .await;
+    assert_eq!(
+        ack(&pusher.frame_where(is_ack).await),
+        [Outcome::Stored { seq: 1 }]
+    );
+
+    for peer in [&mut first, &mut second, &mut pusher] {
+        match peer.frame_where(is_changes).await {
+            Frame::Changes {
+                space,
+                entries,
+                next_cursor,
+                more,
+            } => {
+                assert_eq!(space, team);
+                assert_eq!(entries.len(), 1);
+                assert_eq!(entries[0].event_id, pushed.event_id);
+                assert_eq!(entries[0].changes, pushed.changes);
+                assert_eq!(next_cursor, holdfast_protocol::Cursor { epoch, seq: 1 });
+                assert!(!more);
+            }
+            _ => unreachable!(),
+        }
+    }
+    // A connection subscribed to another space hears nothing: its next frame is the
+    // answer to its own ping.
+    elsewhere.send(&Frame::Ping { nonce: 9 }).await;
+    assert_eq!(elsewhere.frame().await, Frame::Pong { nonce: 9 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_is_refused_while_other_connections_keep_working() {
+    let relay = Relay::start(&[]).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    let (mut good, _) = relay.device(&token, &[&team]).await;
+
+    let mut bad = relay.connect().await;
+    match bad.hello("not-a-jwt", &[&team]).await {
+        Frame::Error { code, .. } => assert_eq!(code, ErrorCode::Unauthorized),
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
+    assert_eq!(bad.recv().await, Incoming::Closed(Some(1008)));
+
+    let mut doc = Doc::new();
+    let pushed = entry(&team, doc.record, vec![doc.change()]);
+    good.send(&Frame::Push {
+        entries: vec![pushed],
+    })
+    .await;
+    assert_eq!(
+        ack(&good.frame_where(is_ack).await),
+        [Outcome::Stored { seq: 1 }]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_without_the_write_role_is_rejected_for_good() {
+    let relay = Relay::start(&[]).await;
+    let team = space("team");
+    let token = relay.token(&["team:read"]).await;
+    let (mut reader, _) = relay.device(&token, &[&team]).await;
+    let mut doc = Doc::new();
+    reader
+        .send(&Frame::Push {
+            entries: vec![entry(&team, doc.record, vec![doc.change()])],
+        })
+        .await;
+    match &ack(&reader.frame_where(is_ack).await)[..] {
+        [Outcome::Rejected {
+            code: RejectCode::Forbidden { space },
+            permanent: true,
+            ..
+        }] => assert_eq!(space, &team),
+        other => panic!("expected a permanent rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_connection_limit_a_device_is_told_to_retry() {
+    let relay = Relay::start(&["--max-connections", "1"]).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    let (mut admitted, _) = relay.device(&token, &[&team]).await;
+
+    let mut refused = relay.connect().await;
+    let busy = ErrorCode::ServerBusy {
+        retry_after_secs: holdfast_protocol::limits::BUSY_RETRY_AFTER_SECS_DEFAULT,
+    };
+    refused.expect_error(busy, 1013).await;
+
+    admitted.send(&Frame::Ping { nonce: 1 }).await;
+    assert_eq!(admitted.frame().await, Frame::Pong { nonce: 1 });
+    assert_eq!(
+        relay
+            .metric("holdfast_relay_connections_refused_total")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_message_ends_the_connection_as_malformed() {
+    let relay = Relay::start(&[]).await;
+    let mut peer = relay.connect().await;
+    peer.send_raw(Message::text("hello")).await;
+    peer.expect_error(ErrorCode::Malformed, 1002).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_frame_limit_is_refused() {
+    let relay = Relay::start(&["--max-frame-bytes", "4096"]).await;
+    let mut peer = relay.connect().await;
+    peer.send_raw(Message::binary(vec![1; 4097])).await;
+    peer.expect_error(ErrorCode::FrameTooLarge { max: 4096 }, 1009)
+        .await;
+
+    // One byte less is read and decoded (and refused as a frame before the hello).
+    let mut peer = relay.connect().await;
+    peer.send_raw(Message::binary(vec![1; 4096])).await;
+    match peer.frame().await {
+        Frame::Error { code, .. } => assert_ne!(code, ErrorCode::FrameTooLarge { max: 4096 }),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_is_dropped_alone() {
+    let queue_bytes = 256 << 10;
+    let relay = Relay::start(&["--send-queue-bytes", &queue_bytes.to_string()]).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    let (mut stalled, _) = Relay::welcome(relay.connect_small().await, &token, &[&team]).await;
+    let (mut reader, _) = relay.device(&token, &[&team]).await;
+    let (mut pusher, _) = relay.device(&token, &[&team]).await;
+
+    // Incompressible entries until the connection that reads nothing has filled its
+    // socket buffers and its send queue; the others read and are unaffected.
+    let mut rng = crate::Rng(crate::seed());
+    let mut pushes = 0;
+    while relay.metric("holdfast_relay_slow_consumers_total").await == 0.0 {
+        pushes += 1;
+        assert!(pushes <= 400, "the stalled connection was never dropped");
+        let mut doc = Doc::new();
+        let blob: Vec<u8> = (0..(64 << 10) / 8)
+            .flat_map(|_| rng.next().to_le_bytes())
+            .collect();
+        let change = doc.change_with_bytes(blob);
+        pusher
+            .send(&Frame::Push {
+                entries: vec![entry(&team, doc.record, vec![change])],
+            })
+            .await;
+        assert!(matches!(
+            ack(&pusher.frame_where(is_ack).await)[..],
+            [Outcome::Stored { .. }]
+        ));
+        for peer in [&mut reader, &mut pusher] {
+            peer.frame_where(is_changes).await;
+        }
+    }
+    assert!(
+        pushes * (64 << 10) > queue_bytes,
+        "dropped only once its queue was full"
+    );
+    // The stalled connection gets what was written before it was dropped, then the close.
+    loop {
+        match stalled.recv().await {
+            Incoming::Frame(_) => continue,
+            Incoming::Closed(code) => {
+                assert!(matches!(code, Some(1013) | None), "{code:?}");
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        relay.metric("holdfast_relay_slow_consumers_total").await,
+        1.0
+    );
+    reader.send(&Frame::Ping { nonce: 3 }).await;
+    assert_eq!(reader.frame().await, Frame::Pong { nonce: 3 });
+}
