@@ -32,6 +32,7 @@ use crate::config::{
     SEND_QUEUE_FRAMES_MAX_DEFAULT, SHUTDOWN_GRACE_DEFAULT,
 };
 use crate::secret::{Secret, SecretError};
+use crate::{RedbLogStore, StoreConfig, StoreError};
 
 #[cfg(test)]
 mod tests;
@@ -52,6 +53,29 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a token granting roles in spaces, signed with the relay's secret.
     Token(TokenArgs),
+    /// Start a new epoch. Run it after restoring the database from a backup, before
+    /// serving: devices then repair what the backup lost instead of trusting their cursors.
+    RotateEpoch(RotateEpochArgs),
+}
+
+/// Flags of `holdfast-relay rotate-epoch`.
+#[derive(Debug, Args)]
+pub struct RotateEpochArgs {
+    /// The relay's database file (it must exist).
+    #[arg(long, env = "HOLDFAST_RELAY_DATA", default_value = DATA_DEFAULT)]
+    pub data: PathBuf,
+}
+
+impl RotateEpochArgs {
+    /// Rotates the epoch of the database in `data`; returns the new epoch.
+    pub fn run(&self) -> Result<u64, CliError> {
+        if !self.data.exists() {
+            let shown = self.data.display();
+            return Err(usage(format!("{shown} does not exist: nothing to rotate")));
+        }
+        let store = RedbLogStore::open(&self.data, StoreConfig::default())?;
+        Ok(store.rotate_epoch()?)
+    }
 }
 
 /// Flags of `holdfast-relay serve`.
@@ -225,4 +249,7 @@ pub enum CliError {
     /// The token could not be minted.
     #[error(transparent)]
     Mint(#[from] MintError),
+    /// The relay's database could not be opened or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }

@@ -21,6 +21,12 @@ fn main() -> ExitCode {
             .mint()
             .map(|token| println!("{token}"))
             .map_err(anyhow::Error::from),
+        Command::RotateEpoch(args) => args
+            .run()
+            .map(|epoch| {
+                println!("new epoch {epoch}: cursors of devices are repaired, not trusted")
+            })
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -80,3 +80,60 @@ async fn token_names_roles_in_either_form_and_refuses_unknown_ones() {
     assert!(!missing.status.success());
     assert!(missing.stderr.contains("give a role"), "{}", missing.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_epoch_after_a_restore_makes_old_cursors_resync() {
+    use holdfast_protocol::{Cursor, Frame};
+
+    use crate::{entry, space, Doc};
+
+    let mut relay = Relay::start(&[]).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    let (mut device, epoch) = relay.device(&token, &[&team]).await;
+    let mut doc = Doc::new();
+    let push = Frame::Push {
+        entries: vec![entry(&team, doc.record, vec![doc.change()])],
+    };
+    device.send(&push).await;
+    device.frame_where(|f| matches!(f, Frame::Ack { .. })).await;
+    relay.terminate();
+    assert!(relay.exit().await.success());
+
+    // The operator restored ./holdfast-relay.redb from a backup and rotates the epoch.
+    let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
+    let output = run(dir.path(), &["rotate-epoch"]).await;
+    assert!(output.status.success(), "{}", output.stderr);
+    assert!(output.stdout.starts_with("new epoch "), "{}", output.stdout);
+
+    let relay = Relay::start_in(dir, &[]).await;
+    let (mut device, new_epoch) = relay.device(&token, &[&team]).await;
+    assert_ne!(new_epoch, epoch);
+    let pull = Frame::Pull {
+        space: team.clone(),
+        cursor: Cursor { epoch, seq: 1 },
+        max_bytes: 1 << 20,
+    };
+    device.send(&pull).await;
+    let resync = device
+        .frame_where(|f| matches!(f, Frame::Resync { .. }))
+        .await;
+    assert_eq!(
+        resync,
+        Frame::Resync {
+            space: team,
+            epoch: new_epoch
+        }
+    );
+
+    // Without a database there is nothing to rotate, and none is created.
+    let empty = tempfile::tempdir().unwrap();
+    let output = run(empty.path(), &["rotate-epoch"]).await;
+    assert!(!output.status.success());
+    assert!(
+        output.stderr.contains("does not exist"),
+        "{}",
+        output.stderr
+    );
+    assert!(!empty.path().join("holdfast-relay.redb").exists());
+}
