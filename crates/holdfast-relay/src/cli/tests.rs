@@ -13,7 +13,7 @@ fn token_request(args: &[&str]) -> Result<TokenRequest, String> {
     all.extend(args);
     match parse(&all).map_err(|e| e.to_string())?.command {
         Command::Token(args) => args.request().map_err(|e| e.to_string()),
-        Command::Serve(_) => unreachable!(),
+        Command::Serve(_) | Command::RotateEpoch(_) => unreachable!(),
     }
 }
 

@@ -15,6 +15,15 @@
 //! returns `None` and the conversation ends. If the device's shared heads name changes
 //! the relay does not hold (it lost them), the relay's reply is Automerge's reset
 //! message, and the device then sends everything it has.
+//!
+//! One thing a fresh state cannot do is keep a change whose parent has not arrived: the
+//! relay's Bloom filter can wrongly claim a change (a false positive, about 1%), the
+//! device then sends only its child, which the relay's throwaway document holds back and
+//! drops, while the device records the child as sent and would never send it again. So
+//! every reply carries Automerge's `SYNC_RESET` flag: the relay remembers nothing, and the
+//! device must not assume it remembers what it was sent. The device then resends whatever
+//! the relay's next filter and `need` do not cover, and the conversation still ends when
+//! both sides hold the same heads (a reset only clears the device's sent hashes).
 
 use std::panic::AssertUnwindSafe;
 
@@ -60,7 +69,7 @@ impl RedbLogStore {
             if all_stored {
                 let reply = doc.generate_sync_message(&mut state);
                 return Ok(RecordSync {
-                    reply: reply.map(sync::Message::encode),
+                    reply: reply.map(stateless),
                     stored,
                     rejected,
                 });
@@ -82,7 +91,7 @@ impl RedbLogStore {
         let reply = doc
             .generate_sync_message(&mut state)
             .filter(|m| !m.changes.is_empty())
-            .map(sync::Message::encode);
+            .map(stateless);
         Ok(RecordSync {
             reply,
             stored,
@@ -186,4 +195,14 @@ fn receive(
     }))
     .map_err(|_| StoreError::BadSyncMessage("applying it failed".into()))?
     .map_err(|e| StoreError::BadSyncMessage(e.to_string()))
+}
+
+/// Encodes a reply of the stateless relay: flagged `SYNC_RESET`, so the device forgets
+/// which changes it sent (see the module docs).
+fn stateless(mut message: sync::Message) -> Vec<u8> {
+    message
+        .flags
+        .get_or_insert_with(sync::MessageFlags::new)
+        .set(sync::MessageFlags::SYNC_RESET);
+    message.encode()
 }

@@ -8,10 +8,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
-use holdfast_protocol::{decode, encode, DeviceId, Frame, SpaceCursor, SpaceId, Token};
+use holdfast_protocol::{
+    decode, encode, ChangeEntry, Cursor, DeviceId, EventId, Frame, Outcome, PushEntry, SpaceCursor,
+    SpaceId, Token,
+};
+use holdfast_relay::config::SECRET_FILE_DEFAULT;
+use holdfast_relay::{mint_token, RoleClaim, Secret, TokenRequest};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -131,6 +136,7 @@ impl Relay {
         Peer {
             ws,
             pending: VecDeque::new(),
+            closed: None,
         }
     }
 
@@ -198,6 +204,54 @@ impl Relay {
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     }
 
+    /// Sends SIGKILL and waits: the process ends at once and runs no shutdown code, as in
+    /// a crash (the kernel keeps what was written, as it does when a process crashes).
+    pub async fn kill(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("the relay is running") as libc::pid_t;
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        let status = self.exit().await;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "{status:?}"
+        );
+        status
+    }
+
+    /// Kills the relay with SIGKILL and starts another on the same directory (its data
+    /// file and secret) with `args`, on new ports.
+    pub async fn crash_and_restart(mut self, args: &[&str]) -> Relay {
+        self.kill().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Relay::start_in(dir, args).await
+    }
+
+    /// The secret the relay signs and checks tokens with.
+    pub fn secret(&self) -> Secret {
+        Secret::load(&self.dir.path().join(SECRET_FILE_DEFAULT)).expect("the relay's secret")
+    }
+
+    /// A token signed with `secret`, minted at `minted` and valid for `ttl`, granting
+    /// `spaces` like `("team", RoleClaim::Write)`.
+    pub fn token_signed(
+        secret: &Secret,
+        spaces: &[(&str, RoleClaim)],
+        minted: SystemTime,
+        ttl: Duration,
+    ) -> String {
+        let request = TokenRequest {
+            subject: "test-device".into(),
+            spaces: spaces
+                .iter()
+                .map(|(space, role)| (SpaceId::new(*space).unwrap(), *role))
+                .collect(),
+            ttl,
+        };
+        mint_token(secret, &request, minted).expect("a token")
+    }
+
     /// Waits for the process to exit.
     pub async fn exit(&mut self) -> ExitStatus {
         within("the relay to exit", self.child.wait())
@@ -252,8 +306,10 @@ pub enum Incoming {
 /// One WebSocket connection, speaking raw frames.
 pub struct Peer {
     ws: WebSocketStream<TcpStream>,
-    /// Frames read while waiting for another kind.
-    pending: VecDeque<Frame>,
+    /// Frames read while waiting for another kind, with the bytes of their message.
+    pending: VecDeque<(Frame, Vec<u8>)>,
+    /// The code of the relay's close frame, once it came.
+    closed: Option<u16>,
 }
 
 impl Peer {
@@ -268,72 +324,63 @@ impl Peer {
 
     /// Sends `Hello` and returns the answer.
     pub async fn hello(&mut self, token: &str, spaces: &[&SpaceId]) -> Frame {
-        let hello = Frame::Hello {
-            protocol: holdfast_protocol::limits::PROTOCOL_VERSION,
-            device: DeviceId::random(),
-            token: Token::new(token),
-            spaces: spaces
-                .iter()
-                .map(|space| SpaceCursor {
-                    space: (*space).clone(),
-                    cursor: None,
-                })
-                .collect(),
-        };
-        self.send(&hello).await;
+        self.send(&hello(token, spaces)).await;
         self.frame().await
     }
 
     /// The next frame or the close, skipping pings.
     pub async fn recv(&mut self) -> Incoming {
-        if let Some(frame) = self.pending.pop_front() {
-            return Incoming::Frame(frame);
-        }
-        loop {
-            match within("a message from the relay", self.ws.next()).await {
-                Some(Ok(Message::Binary(bytes))) => match decode(&bytes).unwrap() {
-                    Frame::Ping { .. } => continue,
-                    frame => return Incoming::Frame(frame),
-                },
-                Some(Ok(Message::Close(frame))) => {
-                    return Incoming::Closed(frame.map(|f| u16::from(f.code)))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Incoming::Closed(None),
-            }
+        match self.recv_with_bytes().await {
+            Some((frame, _)) => Incoming::Frame(frame),
+            None => Incoming::Closed(self.closed),
         }
     }
 
     /// The next frame; panics on a close.
     pub async fn frame(&mut self) -> Frame {
-        match self.recv().await {
-            Incoming::Frame(frame) => frame,
-            Incoming::Closed(code) => panic!("the relay closed ({code:?}) instead of sending"),
+        self.recv_raw().await.0
+    }
+
+    /// The next frame with the exact bytes of the WebSocket message that carried it;
+    /// panics on a close.
+    pub async fn recv_raw(&mut self) -> (Frame, Vec<u8>) {
+        match self.recv_with_bytes().await {
+            Some(received) => received,
+            None => panic!("the relay closed ({:?}) instead of sending", self.closed),
         }
     }
 
     /// The first frame `wanted` accepts; frames read before it are kept for later.
     pub async fn frame_where(&mut self, wanted: impl Fn(&Frame) -> bool) -> Frame {
-        if let Some(at) = self.pending.iter().position(&wanted) {
+        self.raw_where(wanted).await.0
+    }
+
+    /// The first frame `wanted` accepts, with the bytes of its message; frames read before
+    /// it are kept for later.
+    pub async fn raw_where(&mut self, wanted: impl Fn(&Frame) -> bool) -> (Frame, Vec<u8>) {
+        if let Some(at) = self.pending.iter().position(|(frame, _)| wanted(frame)) {
             return self.pending.remove(at).unwrap();
         }
         loop {
-            let frame = match self.recv_unbuffered().await {
-                Incoming::Frame(frame) => frame,
-                Incoming::Closed(code) => panic!("the relay closed ({code:?}) while waiting"),
+            let Some((frame, bytes)) = self.read().await else {
+                panic!("the relay closed ({:?}) while waiting", self.closed);
             };
             if wanted(&frame) {
-                return frame;
+                return (frame, bytes);
             }
-            self.pending.push_back(frame);
+            self.pending.push_back((frame, bytes));
         }
     }
 
-    async fn recv_unbuffered(&mut self) -> Incoming {
-        let pending = std::mem::take(&mut self.pending);
-        let incoming = self.recv().await;
-        self.pending = pending;
-        incoming
+    /// Every frame until the relay closes, and the close code.
+    pub async fn frames_until_close(&mut self) -> (Vec<Frame>, Option<u16>) {
+        let mut frames = Vec::new();
+        loop {
+            match self.recv().await {
+                Incoming::Frame(frame) => frames.push(frame),
+                Incoming::Closed(code) => return (frames, code),
+            }
+        }
     }
 
     /// Expects `Error { code }` then a close with `close_code`.
@@ -343,5 +390,107 @@ impl Peer {
             other => panic!("expected an error frame, got {other:?}"),
         }
         assert_eq!(self.recv().await, Incoming::Closed(Some(close_code)));
+    }
+
+    /// Pushes `entries` in one `Push` and waits for its `Ack`: the outcomes, checked to
+    /// answer the entries one for one and in order, and the bytes of the ack's message.
+    pub async fn push(&mut self, entries: &[PushEntry]) -> (Vec<Outcome>, Vec<u8>) {
+        let push = Frame::Push {
+            entries: entries.to_vec(),
+        };
+        self.send(&push).await;
+        let (ack, bytes) = self.raw_where(|f| matches!(f, Frame::Ack { .. })).await;
+        let Frame::Ack { results } = ack else {
+            unreachable!()
+        };
+        let answered: Vec<EventId> = results.iter().map(|r| r.event_id).collect();
+        let pushed: Vec<EventId> = entries.iter().map(|e| e.event_id).collect();
+        assert_eq!(answered, pushed, "one result per entry, in order");
+        (results.into_iter().map(|r| r.outcome).collect(), bytes)
+    }
+
+    /// Sends `Pull` and returns its answer (`Changes` or `Resync`) with the bytes of its
+    /// message. Only for a connection subscribed to no space, where no `Changes` arrive
+    /// unasked.
+    pub async fn pull(
+        &mut self,
+        space: &SpaceId,
+        cursor: Cursor,
+        max_bytes: u64,
+    ) -> (Frame, Vec<u8>) {
+        let pull = Frame::Pull {
+            space: space.clone(),
+            cursor,
+            max_bytes,
+        };
+        self.send(&pull).await;
+        self.raw_where(|f| matches!(f, Frame::Changes { .. } | Frame::Resync { .. }))
+            .await
+    }
+
+    /// Every entry of `space` after `cursor`, pulling page by page until the log ends
+    /// (see [`Peer::pull`]).
+    pub async fn pull_all(&mut self, space: &SpaceId, cursor: Cursor) -> Vec<ChangeEntry> {
+        let mut all = Vec::new();
+        let mut cursor = cursor;
+        loop {
+            match self.pull(space, cursor, 1 << 20).await.0 {
+                Frame::Changes {
+                    space: pulled,
+                    entries,
+                    next_cursor,
+                    more,
+                } => {
+                    assert_eq!(&pulled, space);
+                    all.extend(entries);
+                    cursor = next_cursor;
+                    if !more {
+                        return all;
+                    }
+                }
+                other => panic!("expected changes, got {other:?}"),
+            }
+        }
+    }
+
+    async fn recv_with_bytes(&mut self) -> Option<(Frame, Vec<u8>)> {
+        match self.pending.pop_front() {
+            Some(received) => Some(received),
+            None => self.read().await,
+        }
+    }
+
+    /// The next frame from the socket, skipping pings; `None` once the relay closed.
+    async fn read(&mut self) -> Option<(Frame, Vec<u8>)> {
+        loop {
+            match within("a message from the relay", self.ws.next()).await {
+                Some(Ok(Message::Binary(bytes))) => match decode(&bytes).unwrap() {
+                    Frame::Ping { .. } => continue,
+                    frame => return Some((frame, bytes.to_vec())),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    self.closed = frame.map(|f| u16::from(f.code));
+                    return None;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+/// A `Hello` of a new device with `token`, naming `spaces` as never pulled.
+pub fn hello(token: &str, spaces: &[&SpaceId]) -> Frame {
+    Frame::Hello {
+        protocol: holdfast_protocol::limits::PROTOCOL_VERSION,
+        device: DeviceId::random(),
+        token: Token::new(token),
+        spaces: spaces
+            .iter()
+            .map(|space| SpaceCursor {
+                space: (*space).clone(),
+                cursor: None,
+            })
+            .collect(),
     }
 }

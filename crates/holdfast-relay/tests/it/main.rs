@@ -9,9 +9,11 @@ mod harness;
 mod ops;
 mod pull;
 mod push;
+mod refusals;
 mod retention;
 mod serve;
 mod tls;
+mod wire;
 
 use std::path::Path;
 
