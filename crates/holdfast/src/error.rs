@@ -175,6 +175,9 @@ pub enum Error {
     /// A group commit this write belonged to failed; the write did not happen.
     #[error("the write was not saved: {0}")]
     CommitFailed(String),
+    /// The file does not exist or holds no Holdfast store.
+    #[error("{0} is not a Holdfast store (create one with the app, or `holdfast init`)")]
+    NotAStore(String),
     /// Data received from the sync server could not be read (a damaged change or
     /// snapshot); nothing of it was applied.
     #[error("data from the sync server is damaged: {0}")]

@@ -70,6 +70,7 @@ mod query;
 mod record;
 mod schema;
 mod store;
+mod stored;
 mod subscribe;
 mod tables;
 mod txn;

@@ -712,3 +712,44 @@ fn device_id_is_stable_and_copies_merge_without_actor_reuse() {
         "{text_a}"
     );
 }
+
+#[test]
+fn a_store_opens_with_the_schema_it_keeps() {
+    let (path, _dir) = {
+        let s = crate::util::open();
+        s.write(|tx| {
+            let id = tx.create("note", &crate::util::space("team"))?;
+            tx.set(id, "title", "kept")
+        })
+        .unwrap();
+        s.close()
+    };
+    assert_eq!(
+        holdfast::Store::stored_schema(&path).unwrap(),
+        Some(crate::util::schema())
+    );
+    let store = holdfast::Store::open_existing(&path).unwrap();
+    assert_eq!(store.schema(), &crate::util::schema());
+    assert_eq!(store.sync_summary().unwrap().pending, 1);
+    drop(store);
+
+    // Neither a missing file nor an empty database is taken for a store, and nothing is
+    // created.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.redb");
+    let result = holdfast::Store::open_existing(&missing);
+    assert!(
+        matches!(result, Err(holdfast::Error::NotAStore(_))),
+        "{:?}",
+        result.err()
+    );
+    assert!(!missing.exists());
+    let empty = dir.path().join("empty.redb");
+    drop(redb::Database::create(&empty).unwrap());
+    let result = holdfast::Store::open_existing(&empty);
+    assert!(
+        matches!(result, Err(holdfast::Error::NotAStore(_))),
+        "{:?}",
+        result.err()
+    );
+}
