@@ -7,13 +7,14 @@
 //! shutdown signal it stops reading, lets the stores and pulls in flight finish (their
 //! acks are sent), then turns the device away with `ServerBusy`.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use holdfast_protocol::session::{CloseReason, RelayConfig, RelayEffect, RelaySession};
-use holdfast_protocol::{encode_with_stats, ErrorCode, Frame, SpaceId};
+use holdfast_protocol::session::{CloseReason, RelayConfig, RelayEffect, RelaySession, RequestId};
+use holdfast_protocol::{encode_with_stats, ErrorCode, Frame, PushEntry, SpaceId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
@@ -106,6 +107,12 @@ struct Connection {
     named: bool,
     /// `Repair` messages handed to storage and not answered yet.
     repairs_in_flight: usize,
+    /// Pushes waiting for the store in flight: one connection's stores run one at a time,
+    /// in push order, so a push never commits before an earlier one it may depend on.
+    /// The session bounds how many wait (`pushes_in_flight_max`).
+    stores_waiting: VecDeque<(RequestId, Vec<PushEntry>)>,
+    /// A store of this connection is running.
+    storing: bool,
 }
 
 async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, admitted: bool)
@@ -135,6 +142,8 @@ where
         closing: false,
         named: false,
         repairs_in_flight: 0,
+        stores_waiting: VecDeque::new(),
+        storing: false,
     };
     if !admitted {
         let effects = connection.session.shut_down();
@@ -240,7 +249,10 @@ impl Connection {
             Ok(Done::Stored {
                 request_id,
                 result: Ok(results),
-            }) => self.session.handle_store_result(request_id, results),
+            }) => {
+                self.store_next();
+                self.session.handle_store_result(request_id, results)
+            }
             Ok(Done::Stored {
                 result: Err(error), ..
             }) => {
@@ -258,7 +270,8 @@ impl Connection {
                 self.repairs_in_flight -= 1;
                 match reply {
                     Ok(Some(message)) => Ok(self.session.send_repair(space, record, message)),
-                    Ok(None) => Ok(Vec::new()),
+                    // An empty message ends the device's conversation without a timeout.
+                    Ok(None) => Ok(self.session.send_repair(space, record, Vec::new())),
                     Err(StoreError::BadSyncMessage(detail)) => {
                         return self.fail(ErrorCode::Malformed, detail);
                     }
@@ -323,9 +336,10 @@ impl Connection {
                     request_id,
                     entries,
                 } => {
-                    let (storage, span) = (self.shared.storage.clone(), self.span.clone());
-                    self.jobs
-                        .spawn_blocking(move || storage.store(&span, request_id, entries));
+                    self.stores_waiting.push_back((request_id, entries));
+                    if !self.storing {
+                        self.store_next();
+                    }
                 }
                 RelayEffect::Pull {
                     request_id,
@@ -370,6 +384,17 @@ impl Connection {
             }
         }
         self.name_span();
+    }
+
+    /// Hands the oldest waiting push to storage, if any.
+    fn store_next(&mut self) {
+        self.storing = false;
+        if let Some((request_id, entries)) = self.stores_waiting.pop_front() {
+            self.storing = true;
+            let (storage, span) = (self.shared.storage.clone(), self.span.clone());
+            self.jobs
+                .spawn_blocking(move || storage.store(&span, request_id, entries));
+        }
     }
 
     fn send(&mut self, frame: &Frame) {

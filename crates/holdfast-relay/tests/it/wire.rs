@@ -323,6 +323,28 @@ async fn repair_brings_the_relay_what_only_the_device_held_and_nothing_from_a_re
         !held(&after).contains(&hash(&mine)),
         "a reader's change was stored"
     );
+
+    // Once the reader lacks nothing the relay holds, the relay says it has nothing more
+    // to say with an empty message, so the device need not wait for a silence.
+    let from_writer = automerge::Change::from_bytes(other.clone()).unwrap();
+    theirs.doc.apply_changes([from_writer]).unwrap();
+    let message = theirs
+        .doc
+        .sync()
+        .generate_sync_message(&mut sync::State::new());
+    let frame = Frame::Repair {
+        space: team.clone(),
+        record: doc.record,
+        message: message.unwrap().encode(),
+    };
+    reader.send(&frame).await;
+    match reader
+        .frame_where(|f| matches!(f, Frame::Repair { .. }))
+        .await
+    {
+        Frame::Repair { message, .. } => assert!(message.is_empty(), "{message:?}"),
+        _ => unreachable!(),
+    }
 }
 
 /// A sync message tells which changes its sender holds with a Bloom filter, which has false
