@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+pub mod relay;
+
 use holdfast::{Field, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig};
 
 /// The notes schema every benchmark uses.

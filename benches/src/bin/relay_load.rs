@@ -19,9 +19,7 @@
 //!    sending a push to each subscriber receiving its entries live, p50/p99.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +27,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use holdfast_benches::relay::Relay;
 use holdfast_protocol::{
     decode, encode, DeviceId, EventId, Frame, Outcome, PushEntry, RecordId, SpaceCursor, SpaceId,
     Token,
@@ -75,32 +74,30 @@ async fn main() -> Result<(), anyhow::Error> {
     let args = Args::parse();
     let relay_bin = match &args.relay_bin {
         Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("holdfast-relay"),
+        None => Relay::binary().map_err(anyhow::Error::msg)?,
     };
-    if !relay_bin.exists() {
-        anyhow::bail!(
-            "{} not found: build it with `cargo build --release -p holdfast-relay`",
-            relay_bin.display()
-        );
-    }
     let dir = tempfile::tempdir()?;
-    let mut relay = Relay::start(&relay_bin, dir.path(), args.idle + 1_000)?;
-    println!("relay pid {} at ws://{}", relay.child.id(), relay.ws);
-    let token = relay.token(&relay_bin, dir.path())?;
-
-    let result = run(&args, &relay, &token).await;
-    relay.child.kill().ok();
-    relay.child.wait().ok();
-    result
+    let connections = (args.idle + 1_000).to_string();
+    let relay = Relay::start(
+        &relay_bin,
+        dir.path(),
+        &["--max-connections", &connections, "--push-rate", "0"],
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!("relay pid {} at ws://{}", relay.pid(), relay.ws);
+    let token = relay
+        .token(&["load:write", "fanout:write", "idle:read"])
+        .map_err(anyhow::Error::msg)?;
+    run(&args, &relay, &token).await
 }
 
 async fn run(args: &Args, relay: &Relay, token: &str) -> Result<(), anyhow::Error> {
     // --- Phase 1: idle connections -------------------------------------------------------
-    let rss_before = relay.rss_kib()?;
+    let rss_before = relay.rss_kib().map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     let idle = open_idle(&relay.ws, token, args.idle).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_after = relay.rss_kib()?;
+    let rss_after = relay.rss_kib().map_err(anyhow::Error::msg)?;
     let per_connection = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / args.idle as f64;
     println!(
         "idle: {} connections welcomed in {:.1} s; relay RSS {:.1} MiB before, {:.1} MiB after: \
@@ -210,82 +207,6 @@ async fn run(args: &Args, relay: &Relay, token: &str) -> Result<(), anyhow::Erro
         percentile(&mut delays, 0.99),
     );
     Ok(())
-}
-
-/// The relay process, started on ephemeral ports in `dir`.
-struct Relay {
-    child: Child,
-    pid: u32,
-    ws: String,
-}
-
-impl Relay {
-    fn start(
-        bin: &std::path::Path,
-        dir: &std::path::Path,
-        connections: usize,
-    ) -> Result<Self, anyhow::Error> {
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .arg("--data")
-            .arg(dir.join("relay.redb"))
-            .arg("--secret-file")
-            .arg(dir.join("relay.secret"))
-            .args(["--max-connections", &connections.to_string()])
-            .args(["--push-rate", "0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ws = loop {
-            let Some(line) = lines.next() else {
-                return Err(anyhow::anyhow!("the relay exited before listening"));
-            };
-            let line = line?;
-            if let Some(rest) = line.strip_prefix("listening ws=") {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        };
-        // Keep draining stdout so the relay never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let pid = child.id();
-        Ok(Self { child, pid, ws })
-    }
-
-    fn token(&self, bin: &std::path::Path, dir: &std::path::Path) -> Result<String, anyhow::Error> {
-        let out = Command::new(bin)
-            .arg("token")
-            .args(["--space", "load:write", "--space", "fanout:write"])
-            .args(["--space", "idle:read", "--ttl", "1h"])
-            .arg("--secret-file")
-            .arg(dir.join("relay.secret"))
-            .output()?;
-        if !out.status.success() {
-            anyhow::bail!("{}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-    }
-
-    /// The relay's resident set, in KiB.
-    fn rss_kib(&self) -> Result<u64, anyhow::Error> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| anyhow::anyhow!("bad VmRSS"))?
-            .parse()?)
-    }
 }
 
 fn space(name: &str) -> SpaceId {

@@ -164,7 +164,7 @@ impl Inner {
     }
 
     /// Runs the configured resolvers on conflicted fields; returns how many it settled.
-    fn run_resolvers(&self, entry: &mut Entry, now: i64) -> usize {
+    pub(crate) fn run_resolvers(&self, entry: &mut Entry, now: i64) -> usize {
         let Some(collection) = self.schema.collections.get(&entry.meta.collection) else {
             return 0;
         };

@@ -18,6 +18,8 @@ use crate::subscribe::Origin;
 use crate::tables::{self, JournalRow};
 use crate::{DeviceId, RecordId, SpaceId, Store};
 
+mod progress;
+
 const MAGIC: &[u8; 8] = b"HOLDFAST";
 /// The bundle format this code writes and reads.
 pub const BUNDLE_FORMAT: u8 = 1;
@@ -140,22 +142,27 @@ impl Store {
     /// A damaged bundle is refused whole with [`BundleError`]; records whose changes cannot
     /// be applied are listed in the summary and leave local data untouched.
     pub fn import_changes(&self, bytes: &[u8]) -> Result<ApplySummary> {
-        let body = decode(bytes)?;
-        let mut incoming = Vec::with_capacity(body.records.len());
-        for r in body.records {
-            let mut changes = Vec::with_capacity(r.changes.len());
-            for raw in r.changes {
-                let change = Change::try_from(raw.as_slice())
-                    .map_err(|e| BundleError::Corrupt(format!("record {}: {e}", r.id)))?;
-                changes.push(change);
-            }
-            incoming.push(Incoming {
-                record: r.id,
-                changes,
-            });
-        }
+        let incoming = incoming(decode(bytes)?)?;
         self.inner.apply_incoming(incoming, Origin::Import, None)
     }
+}
+
+/// The bundle's records with their changes parsed; one damaged change refuses the bundle.
+fn incoming(body: BundleBody) -> Result<Vec<Incoming>, BundleError> {
+    let mut incoming = Vec::with_capacity(body.records.len());
+    for r in body.records {
+        let mut changes = Vec::with_capacity(r.changes.len());
+        for raw in r.changes {
+            let change = Change::try_from(raw.as_slice())
+                .map_err(|e| BundleError::Corrupt(format!("record {}: {e}", r.id)))?;
+            changes.push(change);
+        }
+        incoming.push(Incoming {
+            record: r.id,
+            changes,
+        });
+    }
+    Ok(incoming)
 }
 
 fn encode(body: &BundleBody) -> Vec<u8> {

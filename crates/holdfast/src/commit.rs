@@ -370,8 +370,15 @@ impl Inner {
         }
         let outcome = result.map_err(|e| e.to_string());
         if outcome.is_ok() {
+            let queued = staged
+                .iter()
+                .flat_map(|s| &s.records)
+                .any(|r| matches!(r.log, StagedLog::Outbox { .. }));
             let events: Vec<ChangeEvent> = staged.into_iter().flat_map(|s| s.events).collect();
             self.subscribers.notify(&events);
+            if queued {
+                self.outbox_watchers.fire();
+            }
         }
         for p in batch.iter().chain(&failed_later) {
             let result = match (&outcome, failed_later.iter().any(|f| Arc::ptr_eq(f, p))) {

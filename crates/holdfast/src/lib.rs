@@ -52,6 +52,40 @@
 //! assert_eq!(store.sync_summary()?.pending, 1);
 //! # Ok(()) }
 //! ```
+//!
+//! # Sync
+//!
+//! With the default `sync` feature, [`Store::sync`] starts a worker that drains the
+//! outbox to a relay (`holdfast-relay`) over a WebSocket and applies what other devices
+//! wrote, on a tokio runtime the app gives it or one of its own. It reconnects with
+//! backoff, and a [`SyncHandle`] pauses, resumes and retries it and reports a
+//! [`SyncStatus`] in plain words and [`SyncMetrics`]. [`Store::sync_once`] does one
+//! round before a deadline, for OS background tasks.
+//!
+//! ```no_run
+//! # #[cfg(feature = "sync")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::{Duration, Instant};
+//! use holdfast::{Schema, SpaceId, Store, StoreConfig, SyncConfig};
+//!
+//! # let schema = Schema::new(1);
+//! let store = Store::open("notes.redb", StoreConfig::new(schema))?;
+//! let team = SpaceId::new("team-notes")?;
+//! let config = SyncConfig::new("wss://sync.example.com/", "a token", vec![team]);
+//!
+//! // In the background, for as long as the app runs:
+//! let sync = store.sync(config.clone())?;
+//! let (status, _) = sync.wait_for(Duration::from_secs(5), |s| s.is_idle());
+//! println!("{:?}, {} changes pending", status.connection, status.pending);
+//! sync.stop();
+//!
+//! // Or once, within a background task's time budget:
+//! let report = store.sync_once(config, Instant::now() + Duration::from_secs(25))?;
+//! println!("sent {}, received {}", report.pushed, report.received);
+//! # Ok(()) }
+//! # #[cfg(not(feature = "sync"))]
+//! # fn main() {}
+//! ```
 #![warn(missing_docs)]
 
 mod apply;
@@ -59,6 +93,7 @@ mod bundle;
 mod cache;
 mod check;
 mod commit;
+mod compact;
 mod conflict;
 mod doc;
 mod error;
@@ -68,10 +103,15 @@ mod migrate;
 mod outbox;
 mod query;
 mod record;
+#[cfg(feature = "sync")]
+mod repair;
 mod schema;
+mod spaces;
 mod store;
 mod stored;
 mod subscribe;
+#[cfg(feature = "sync")]
+pub mod sync;
 mod tables;
 mod txn;
 mod value;
@@ -93,6 +133,10 @@ pub use record::Record;
 pub use schema::{Collection, Field, FieldKind, Schema, NAME_BYTES_MAX};
 pub use store::{Clock, Resolver, Store, StoreConfig, StoreStats, DOC_CACHE_BYTES_DEFAULT};
 pub use subscribe::{ChangeEvent, Notification, Origin, Subscription, SUBSCRIPTION_BACKLOG_MAX};
+#[cfg(feature = "sync")]
+pub use sync::{
+    ConnectionState, SyncConfig, SyncError, SyncHandle, SyncMetrics, SyncReport, SyncStatus,
+};
 pub use txn::{Resolution, Tx};
 pub use value::{ScalarType, Value};
 

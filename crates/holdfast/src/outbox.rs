@@ -300,13 +300,17 @@ impl Outbox<'_> {
         let seqs = self
             .index()
             .matching(|s| matches!(s, RowState::Failed { .. }));
-        self.update(seqs, |row| {
+        let retried = self.update(seqs, |row| {
             let hit = matches!(row.state, RowState::Failed { .. });
             if hit {
                 row.state = RowState::Queued;
             }
             hit
-        })
+        })?;
+        if retried > 0 {
+            self.store.inner.outbox_watchers.fire();
+        }
+        Ok(retried)
     }
 
     /// Gives up sending entry `seq`. The change stays in the local document: nothing the

@@ -124,6 +124,8 @@ pub(crate) struct Inner {
     pub subscribers: Subscribers,
     /// Every outbox entry's record and state, for sync states without disk reads.
     pub outbox: Mutex<crate::outbox::OutboxIndex>,
+    /// Called when entries become due in the outbox (the sync worker's wake-up).
+    pub outbox_watchers: crate::subscribe::Watchers,
 }
 
 /// What writers share while staging.
@@ -218,6 +220,7 @@ impl Store {
             leader: Mutex::new(()),
             subscribers: Subscribers::default(),
             outbox: Mutex::new(outbox),
+            outbox_watchers: crate::subscribe::Watchers::default(),
         });
         let store = Store { inner };
         if let Some(reason) = &store.inner.read_only {
@@ -346,6 +349,26 @@ impl Store {
     /// Whether the record is deleted (or its deletion conflicts with an edit).
     pub fn is_deleted(&self, id: RecordId) -> Result<bool> {
         self.inner.read(id, |view, _| Ok(view.deleted()))
+    }
+
+    /// Every record of `space` this device holds, of every collection, deleted ones
+    /// included, in id order. Reads each record's metadata row (no document): meant for
+    /// rare whole-space work such as a repair, not for listings (use [`Store::query`]).
+    pub fn records_in_space(&self, space: &crate::SpaceId) -> Result<Vec<RecordId>> {
+        let txn = self.inner.db.begin_read()?;
+        let records = txn.open_table(tables::RECORDS)?;
+        let mut out = Vec::new();
+        for id in record_ids(&records)? {
+            let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
+                continue;
+            };
+            let meta: RecordMeta =
+                tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
+            if &meta.space == space {
+                out.push(id);
+            }
+        }
+        Ok(out)
     }
 }
 

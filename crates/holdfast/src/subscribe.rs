@@ -112,6 +112,36 @@ impl Subscribers {
     }
 }
 
+/// A function called on an event, without arguments.
+pub(crate) type Watcher = Arc<dyn Fn() + Send + Sync>;
+
+/// Cheap wake-ups for internal consumers (the sync worker): each registered function is
+/// called after the event, from the thread that caused it, so it must only signal.
+#[derive(Default)]
+pub(crate) struct Watchers {
+    list: Mutex<Vec<std::sync::Weak<dyn Fn() + Send + Sync>>>,
+}
+
+impl Watchers {
+    /// Registers `watcher` for as long as the caller keeps it alive.
+    #[cfg_attr(not(feature = "sync"), allow(dead_code))]
+    pub fn watch(&self, watcher: &Watcher) {
+        crate::commit::lock(&self.list).push(Arc::downgrade(watcher));
+    }
+
+    /// Calls every live watcher; forgets dropped ones.
+    pub fn fire(&self) {
+        let live: Vec<Watcher> = {
+            let mut list = crate::commit::lock(&self.list);
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(std::sync::Weak::upgrade).collect()
+        };
+        for watcher in live {
+            watcher();
+        }
+    }
+}
+
 impl crate::Store {
     /// Subscribes to change notifications (local writes, imports, and later remote changes),
     /// each sent once the change is durable.

@@ -374,6 +374,29 @@ impl ClientSession {
         self.in_flight.len()
     }
 
+    /// The relay's limits for this connection, once its `Welcome` came.
+    pub fn limits(&self) -> Option<Limits> {
+        match self.state {
+            State::Ready { limits, .. } => Some(limits),
+            _ => None,
+        }
+    }
+
+    /// Whether every space is caught up: welcomed, and no space has a pull, a bootstrap,
+    /// an `Apply` not yet reported applied, or a repair under way. Pushes do not count
+    /// (see [`queued_len`](Self::queued_len) and [`pushes_in_flight`](Self::pushes_in_flight)).
+    pub fn is_caught_up(&self) -> bool {
+        matches!(self.state, State::Ready { .. })
+            && self.spaces.values().all(|s| {
+                !s.repairing
+                    && s.pulling.is_none()
+                    && !s.booting
+                    && s.applying == 0
+                    && !s.pull_wanted
+                    && s.cursor.is_some()
+            })
+    }
+
     /// The position of `space` after every `Apply` handed out so far.
     pub fn cursor(&self, space: &SpaceId) -> Option<Cursor> {
         self.spaces.get(space).and_then(|s| s.cursor)

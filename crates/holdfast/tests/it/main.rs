@@ -8,4 +8,6 @@ mod disk_failure;
 mod inbox;
 mod merge;
 mod outbox;
+#[cfg(feature = "sync")]
+mod sync;
 mod util;

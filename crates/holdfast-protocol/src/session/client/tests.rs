@@ -622,3 +622,35 @@ fn a_quiet_relay_is_pinged_then_given_up() {
         [ClientEffect::Closed(CloseReason::IdleTimeout)]
     );
 }
+
+// --- Progress -----------------------------------------------------------------------------
+
+#[test]
+fn caught_up_once_the_bootstrap_and_the_pulls_are_applied() {
+    let mut session = session(&[("team", None)]);
+    assert!(!session.is_caught_up(), "not before the welcome");
+    assert_eq!(session.limits(), None);
+    session.start(0);
+    feed(&mut session, &welcome(1, Limits::default()));
+    assert_eq!(session.limits(), Some(Limits::default()));
+    assert!(!session.is_caught_up(), "bootstrap asked for");
+    feed(&mut session, &snapshot(&[1], cursor(1, 2), None));
+    assert!(!session.is_caught_up(), "page not applied yet");
+    session.handle_applied(&space("team"));
+    assert!(
+        !session.is_caught_up(),
+        "the pull from the base is in flight"
+    );
+    feed(&mut session, &changes(&[3], cursor(1, 3), false));
+    assert!(!session.is_caught_up(), "the answer is being applied");
+    session.handle_applied(&space("team"));
+    assert!(session.is_caught_up());
+    feed(
+        &mut session,
+        &Frame::Resync {
+            space: space("team"),
+            epoch: 1,
+        },
+    );
+    assert!(!session.is_caught_up(), "under repair");
+}

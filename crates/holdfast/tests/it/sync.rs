@@ -1,0 +1,10 @@
+//! End-to-end sync: real `holdfast-relay` processes on 127.0.0.1, real stores on disk, the
+//! sync worker in between (sometimes through a TCP proxy that cuts connections, sometimes
+//! in a child process killed with SIGKILL).
+
+mod conflicts;
+mod harness;
+mod outages;
+mod partial;
+mod restore;
+mod upload;
