@@ -1,0 +1,69 @@
+//! What can go wrong in a command, each in words an operator can act on.
+
+use std::path::PathBuf;
+
+use crate::schema_file::SchemaFileError;
+
+/// Why a command failed. Displayed as the whole message; there are no codes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] holdfast::Error),
+    /// The schema file is not valid.
+    #[error(transparent)]
+    SchemaFile(#[from] SchemaFileError),
+    /// A file could not be read or written.
+    #[error("{what} {}: {source}", path.display())]
+    File {
+        /// What was being done ("could not read").
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The command line asks for something that does not fit the store (an unknown
+    /// field, a value of the wrong type).
+    #[error("{0}")]
+    Input(String),
+    /// The sync worker could not start.
+    #[error(transparent)]
+    Sync(#[from] holdfast::SyncError),
+    /// The command ran and found a problem it already reported (a failed check, an
+    /// unfinished sync): the message sums it up.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub(crate) fn input(message: impl Into<String>) -> Error {
+        Error::Input(message.into())
+    }
+
+    pub(crate) fn read(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::File {
+            what: "could not read",
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::File {
+            what: "could not write",
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<holdfast::SchemaError> for Error {
+    fn from(e: holdfast::SchemaError) -> Self {
+        Error::Store(e.into())
+    }
+}
+
+/// Shorthand for the commands' results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

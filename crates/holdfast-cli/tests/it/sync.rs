@@ -1,0 +1,254 @@
+//! `sync` against a real `holdfast-relay` process on 127.0.0.1: two devices' offline
+//! edits travel through it, a conflict is listed and resolved from the command line, a
+//! live run reports its states, and a bad token is refused in plain words.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::util::{field, Device};
+
+/// How long the relay may take to say it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The relay binary beside this test's target directory; built once if missing.
+fn relay_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/it-HASH → target/debug/holdfast-relay
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(format!("holdfast-relay{}", std::env::consts::EXE_SUFFIX));
+    BUILD.call_once(|| {
+        if !bin.exists() {
+            eprintln!(
+                "{} is missing: running `cargo build -p holdfast-relay`",
+                bin.display()
+            );
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "holdfast-relay"])
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the relay failed");
+        }
+    });
+    assert!(bin.exists(), "no relay binary at {}", bin.display());
+    bin
+}
+
+/// A relay serving from its own temporary directory, killed on drop.
+struct Relay {
+    dir: tempfile::TempDir,
+    child: Child,
+    url: String,
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("relay.log")).unwrap();
+        let mut child = Command::new(relay_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the relay starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            other => panic!("the relay did not start: {other:?}"),
+        };
+        // "listening ws=127.0.0.1:PORT http=127.0.0.1:PORT"
+        let ws = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("ws="))
+            .unwrap_or_else(|| panic!("no ws= in {line:?}"));
+        Relay {
+            url: format!("ws://{ws}/"),
+            dir,
+            child,
+        }
+    }
+
+    fn token(&self, grant: &str) -> String {
+        let out = Command::new(relay_bin())
+            .args(["token", "--space", grant, "--ttl", "1h"])
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sync --once --json` with extra arguments; asserts it completed.
+fn sync_once(device: &Device, relay: &Relay, token: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "sync", "--relay", &relay.url, "--token", token, "--once", "--json",
+    ];
+    args.extend(extra);
+    let run = device.run(&args).json();
+    assert_eq!(run["complete"], true, "{run}");
+    assert_eq!(run["mode"], "once");
+    assert_eq!(run["error"], json!(null));
+    run
+}
+
+#[test]
+fn offline_edits_sync_through_a_relay_and_a_conflict_is_settled() {
+    let relay = Relay::start();
+    let token = relay.token("team:write");
+    let a = Device::new();
+    let b = Device::new();
+
+    let id = a.put("note", &["title=Plan", "status=draft", "body=Ship"]);
+    let pushed = sync_once(&a, &relay, &token, &[]);
+    assert_eq!(pushed["pushed"], 1);
+    assert_eq!(pushed["pending"], 0);
+    assert_eq!(pushed["failed"], 0);
+    let status = a.run(&["status", "--json"]).json();
+    assert_eq!(status["outbox"]["pending"], 0);
+    assert!(status["last_synced_ms"].as_i64().is_some());
+    let outbox = a.run(&["outbox", "--json"]).json();
+    assert_eq!(outbox["entries"], json!([]));
+
+    // A new device names its space; afterwards the store knows it.
+    let message = b
+        .run(&["sync", "--relay", &relay.url, "--token", &token, "--once"])
+        .fails();
+    assert_eq!(
+        message,
+        "this store holds no space yet: name the spaces to sync with --space S"
+    );
+    let pulled = sync_once(&b, &relay, &token, &["--space", "team"]);
+    // A new device may get record states (a bootstrap) rather than log entries.
+    assert!(pulled["changes_applied"].as_u64().unwrap() >= 1, "{pulled}");
+    let r = b.show(&id);
+    assert_eq!(field(&r, "title"), "Plan");
+    assert_eq!(r["sync"]["state"], "synced");
+
+    // Offline, both change the versioned status; the text merges.
+    a.run(&["set", &id, "status=review"]).ok();
+    a.run(&["text", &id, "body", "--insert", "4", " on Friday"])
+        .ok();
+    b.run(&["set", &id, "status=published"]).ok();
+    b.run(&["text", &id, "body", "--insert", "0", "Please: "])
+        .ok();
+    sync_once(&a, &relay, &token, &[]);
+    sync_once(&b, &relay, &token, &[]);
+    sync_once(&a, &relay, &token, &[]);
+    for device in [&a, &b] {
+        let listed = device.run(&["conflicts", "--json"]).json();
+        let conflicts = listed["conflicts"].as_array().unwrap();
+        assert_eq!(conflicts.len(), 1, "{listed}");
+        assert_eq!(conflicts[0]["record"], id.as_str());
+        assert_eq!(conflicts[0]["field"], "status");
+        let mut values: Vec<&str> = conflicts[0]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["value"].as_str().unwrap())
+            .collect();
+        values.sort();
+        assert_eq!(values, ["published", "review"]);
+        assert_eq!(field(&device.show(&id), "body"), "Please: Ship on Friday");
+    }
+
+    a.run(&["resolve", &id, "status", "--keep-mine"]).ok();
+    sync_once(&a, &relay, &token, &[]);
+    sync_once(&b, &relay, &token, &[]);
+    for device in [&a, &b] {
+        let listed = device.run(&["conflicts", "--json"]).json();
+        assert_eq!(listed["conflicts"], json!([]), "{listed}");
+        assert_eq!(field(&device.show(&id), "status"), "review");
+    }
+    let text = a
+        .run(&["sync", "--relay", &relay.url, "--token", &token, "--once"])
+        .ok();
+    assert!(text.starts_with("Synced after "), "{text}");
+    assert!(text.contains("Nothing is waiting."), "{text}");
+}
+
+#[test]
+fn a_live_sync_reports_its_states_until_the_deadline() {
+    let relay = Relay::start();
+    let token = relay.token("team:write");
+    let a = Device::new();
+    a.put("note", &["title=Live"]);
+    let out = a
+        .run(&[
+            "sync",
+            "--relay",
+            &relay.url,
+            "--token",
+            &token,
+            "--deadline",
+            "2",
+        ])
+        .ok();
+    assert!(
+        out.contains(&format!("Connecting to {}", relay.url)),
+        "{out}"
+    );
+    assert!(out.contains("Up to date"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("Synced after "), "{out}");
+    assert!(last.contains(": 1 change sent, "), "{out}");
+    assert_eq!(a.run(&["status", "--json"]).json()["outbox"]["pending"], 0);
+}
+
+#[test]
+fn a_refused_token_is_reported_in_plain_words() {
+    let relay = Relay::start();
+    let a = Device::new();
+    a.put("note", &["title=Kept"]);
+    for live in [false, true] {
+        let mut args = vec!["sync", "--relay", &relay.url, "--token", "not-a-token"];
+        args.extend(if live {
+            &["--deadline", "20"][..]
+        } else {
+            &["--once"]
+        });
+        let message = a.run(&args).fails();
+        assert!(message.starts_with("Sync "), "{message}");
+        assert!(message.contains("sign-in"), "{message}");
+    }
+    // The change stays saved, waiting.
+    assert_eq!(a.run(&["status", "--json"]).json()["outbox"]["pending"], 1);
+    let message = a
+        .run(&[
+            "sync",
+            "--relay",
+            "http://nowhere",
+            "--token",
+            "t",
+            "--once",
+        ])
+        .fails();
+    assert!(
+        message.starts_with("the sync server address \"http://nowhere\""),
+        "{message}"
+    );
+}
