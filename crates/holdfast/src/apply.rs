@@ -88,11 +88,15 @@ impl Inner {
         };
         let before = Before::of(self, id, &entry.doc, &entry.meta);
         let known = before.heads.len();
-        let fresh = inc
+        // The changes new to the document, each once, in the order received (causal: the
+        // relay's log and bundles keep each record's changes in causal order).
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<Change> = inc
             .changes
             .iter()
-            .filter(|c| entry.doc.get_change_by_hash(&c.hash()).is_none())
-            .count();
+            .filter(|c| entry.doc.get_change_by_hash(&c.hash()).is_none() && seen.insert(c.hash()))
+            .cloned()
+            .collect();
         let refused = match entry.doc.apply_changes(inc.changes) {
             Err(e) => Some(format!("its changes could not be applied: {e}")),
             Ok(()) if !entry.doc.get_missing_deps(&[]).is_empty() => Some(
@@ -106,12 +110,20 @@ impl Inner {
             self.put_back(st, id, entry, known);
             return Ok(Err(why));
         }
-        summary.auto_resolved += self.run_resolvers(&mut entry, now);
+        let resolved = self.run_resolvers(&mut entry, now);
+        summary.auto_resolved += resolved;
         if entry.doc.get_heads() != before.heads {
             summary.records_changed += 1;
-            summary.changes_applied += fresh;
+            summary.changes_applied += fresh.len();
         }
-        Ok(Ok(Changed { id, entry, before }))
+        // A resolver's own change is not among them: then collect from the document.
+        let new_changes = (resolved == 0).then_some(fresh);
+        Ok(Ok(Changed {
+            id,
+            entry,
+            before,
+            new_changes,
+        }))
     }
 
     /// A record this device has never seen; its collection and space come from its changes.

@@ -67,8 +67,18 @@ struct StagedRecord {
 }
 
 enum ChunkWrite {
-    Append { number: u32, bytes: Vec<u8> },
-    Replace { old_chunks: u32, snapshot: Vec<u8> },
+    /// A new record: an empty snapshot, then `bytes` as chunk 1.
+    First {
+        bytes: Vec<u8>,
+    },
+    Append {
+        number: u32,
+        bytes: Vec<u8>,
+    },
+    Replace {
+        old_chunks: u32,
+        snapshot: Vec<u8>,
+    },
 }
 
 /// The log row a record's change adds.
@@ -134,6 +144,11 @@ pub(crate) struct Changed {
     pub id: RecordId,
     pub entry: Entry,
     pub before: Before,
+    /// The changes the document gained since `before`, in causal order, when the writer
+    /// already holds them (changes received from elsewhere); `None` to collect them from
+    /// the document, which re-encodes every change and is the costliest step of applying
+    /// small remote records.
+    pub new_changes: Option<Vec<automerge::Change>>,
 }
 
 /// A record's state before a write, to diff index keys against and to journal. `index` is
@@ -211,6 +226,7 @@ impl Inner {
             id,
             mut entry,
             before,
+            new_changes,
         } = changed;
         let doc = &entry.doc;
         let heads_after = doc.get_heads();
@@ -228,7 +244,8 @@ impl Inner {
         let conflicts = self.conflict_flags(doc, &entry.meta.collection);
         // Everything not yet handed to the queue: the chunk to append and, usually, exactly
         // the changes this write made (computed once: it is the costliest step here).
-        let new_changes = doc.get_changes(&tables::heads_from_bytes(&entry.meta.heads));
+        let new_changes = new_changes
+            .unwrap_or_else(|| doc.get_changes(&tables::heads_from_bytes(&entry.meta.heads)));
         let chunk = chunk_write(&mut entry.meta, doc, &new_changes);
         let meta = &mut entry.meta;
         meta.heads = tables::heads_to_bytes(&heads_after);
@@ -403,6 +420,10 @@ impl Inner {
                 let key = tables::rid(r.id);
                 records.insert((key, SLOT_META), r.meta_row.as_slice())?;
                 match &r.chunk {
+                    ChunkWrite::First { bytes } => {
+                        records.insert((key, SLOT_SNAPSHOT), [].as_slice())?;
+                        records.insert((key, SLOT_SNAPSHOT + 1), bytes.as_slice())?;
+                    }
                     ChunkWrite::Append { number, bytes } => {
                         records.insert((key, SLOT_SNAPSHOT + number), bytes.as_slice())?;
                     }
@@ -483,8 +504,16 @@ fn chunk_write(
         .flat_map(|c| c.raw_bytes().iter().copied())
         .collect();
     let tail_after = meta.tail_bytes + tail.len() as u64;
-    if meta.chunks == 0 || (tail_after > meta.snapshot_bytes && tail_after > COMPACT_TAIL_BYTES_MIN)
-    {
+    if meta.chunks == 0 {
+        // A new record: its changes are its first chunk after an empty snapshot. Saving a
+        // whole document for it would cost more than the changes (a `save()` per created
+        // or downloaded record); compaction makes the first snapshot once the tail grows.
+        meta.snapshot_bytes = 0;
+        meta.tail_bytes = tail_after;
+        meta.chunks = 2;
+        return ChunkWrite::First { bytes: tail };
+    }
+    if tail_after > meta.snapshot_bytes && tail_after > COMPACT_TAIL_BYTES_MIN {
         let snapshot = doc.save();
         let old_chunks = meta.chunks;
         meta.snapshot_bytes = snapshot.len() as u64;

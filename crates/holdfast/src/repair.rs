@@ -63,7 +63,12 @@ impl Inner {
                 .generate_sync_message(state)
                 .map(sync::Message::encode);
             let mut staged = Staged::default();
-            let changed = Changed { id, entry, before };
+            let changed = Changed {
+                id,
+                entry,
+                before,
+                new_changes: None,
+            };
             self.stage_record(&mut st, &mut staged, changed, Origin::Remote, now);
             if staged.is_empty() {
                 return Ok(reply);

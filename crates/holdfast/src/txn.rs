@@ -497,6 +497,7 @@ fn commit_touched(mut t: Touched, now_ms: i64) -> Option<Changed> {
         id: t.id,
         entry,
         before: t.before,
+        new_changes: None,
     })
 }
 
