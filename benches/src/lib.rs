@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-pub mod relay;
-
 use holdfast::{Field, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig};
 
 /// The notes schema every benchmark uses.

@@ -19,7 +19,6 @@
 //!    sending a push to each subscriber receiving its entries live, p50/p99.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,11 +26,11 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use holdfast_benches::relay::Relay;
 use holdfast_protocol::{
     decode, encode, DeviceId, EventId, Frame, Outcome, PushEntry, RecordId, SpaceCursor, SpaceId,
     Token,
 };
+use holdfast_relay_harness::Relay;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -43,9 +42,6 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 #[derive(Parser, Debug)]
 #[command(about = "Load test of a holdfast-relay process on loopback")]
 struct Args {
-    /// The relay binary; by default `holdfast-relay` next to this program.
-    #[arg(long)]
-    relay_bin: Option<PathBuf>,
     /// Idle connections to open in phase 1.
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
@@ -72,32 +68,24 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), anyhow::Error> {
     let args = Args::parse();
-    let relay_bin = match &args.relay_bin {
-        Some(path) => path.clone(),
-        None => Relay::binary().map_err(anyhow::Error::msg)?,
-    };
-    let dir = tempfile::tempdir()?;
     let connections = (args.idle + 1_000).to_string();
-    let relay = Relay::start(
-        &relay_bin,
-        dir.path(),
+    let relay = Relay::start_in(
+        tempfile::tempdir()?,
         &["--max-connections", &connections, "--push-rate", "0"],
-    )
-    .map_err(anyhow::Error::msg)?;
+    );
+    let ws = relay.ws.to_string();
     println!("relay pid {} at ws://{}", relay.pid(), relay.ws);
-    let token = relay
-        .token(&["load:write", "fanout:write", "idle:read"])
-        .map_err(anyhow::Error::msg)?;
-    run(&args, &relay, &token).await
+    let token = relay.token(&["load:write", "fanout:write", "idle:read"]);
+    run(&args, &relay, &ws, &token).await
 }
 
-async fn run(args: &Args, relay: &Relay, token: &str) -> Result<(), anyhow::Error> {
+async fn run(args: &Args, relay: &Relay, ws: &str, token: &str) -> Result<(), anyhow::Error> {
     // --- Phase 1: idle connections -------------------------------------------------------
-    let rss_before = relay.rss_kib().map_err(anyhow::Error::msg)?;
+    let rss_before = relay.rss_kib();
     let started = Instant::now();
-    let idle = open_idle(&relay.ws, token, args.idle).await?;
+    let idle = open_idle(ws, token, args.idle).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_after = relay.rss_kib().map_err(anyhow::Error::msg)?;
+    let rss_after = relay.rss_kib();
     let per_connection = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / args.idle as f64;
     println!(
         "idle: {} connections welcomed in {:.1} s; relay RSS {:.1} MiB before, {:.1} MiB after: \
@@ -119,7 +107,7 @@ async fn run(args: &Args, relay: &Relay, token: &str) -> Result<(), anyhow::Erro
     let started = Instant::now();
     let mut tasks = Vec::new();
     for entries in batches {
-        let (url, token, batch) = (relay.ws.clone(), token.to_owned(), args.batch);
+        let (url, token, batch) = (ws.to_owned(), token.to_owned(), args.batch);
         tasks.push(tokio::spawn(async move {
             push_all(&url, &token, entries, batch).await
         }));
@@ -148,14 +136,14 @@ async fn run(args: &Args, relay: &Relay, token: &str) -> Result<(), anyhow::Erro
     let total = (args.fanout_rate * args.fanout_secs) as usize;
     let mut subscribers = Vec::new();
     for _ in 0..args.subscribers {
-        let mut ws = connect(&relay.ws).await?;
+        let mut ws = connect(ws).await?;
         hello(&mut ws, token, vec![fan.clone()]).await?;
         let sent_at = sent_at.clone();
         subscribers.push(tokio::spawn(async move {
             receive_live(ws, sent_at, total).await
         }));
     }
-    let mut pusher = connect(&relay.ws).await?;
+    let mut pusher = connect(ws).await?;
     hello(&mut pusher, token, vec![]).await?;
     let entries = small_entries(&fan, total, 1 << 20);
     let (mut sink, mut stream) = pusher.split();

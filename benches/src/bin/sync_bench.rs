@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use holdfast::{Query, SpaceId, Store, SyncConfig, SyncReport};
-use holdfast_benches::relay::Relay;
+use holdfast_relay_harness::Relay;
 
 #[derive(Parser, Debug)]
 #[command(about = "Sync N records device → relay → device on loopback")]
@@ -34,14 +34,13 @@ const DEADLINE: Duration = Duration::from_secs(600);
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bin = Relay::binary().map_err(anyhow::Error::msg)?;
     println!(
         "| N | upload | records/s | bytes/record (wire / plain) | download | records/s | bytes/record (wire / plain) |"
     );
     println!("|---|---|---|---|---|---|---|");
     let mut per_record = Vec::new();
     for &n in &args.n {
-        let run = run(&bin, n, args.changed)?;
+        let run = run(n, args.changed)?;
         println!(
             "| {n} | {:.2} s | {:.0} | {:.0} / {:.0} | {:.2} s | {:.0} | {:.0} / {:.0} |",
             run.up.as_secs_f64(),
@@ -94,12 +93,10 @@ struct Run {
     re_down_bytes: f64,
 }
 
-fn run(bin: &std::path::Path, n: usize, changed: usize) -> anyhow::Result<Run> {
+fn run(n: usize, changed: usize) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
-    let relay = Relay::start(bin, dir.path(), &["--push-rate", "0"]).map_err(anyhow::Error::msg)?;
-    let token = relay
-        .token(&[&format!("{SPACE}:write")])
-        .map_err(anyhow::Error::msg)?;
+    let relay = Relay::start_in(tempfile::tempdir()?, &["--push-rate", "0"]);
+    let token = relay.token(&[&format!("{SPACE}:write")]);
     let space = SpaceId::new(SPACE)?;
     let config = || {
         SyncConfig::new(
@@ -116,8 +113,8 @@ fn run(bin: &std::path::Path, n: usize, changed: usize) -> anyhow::Result<Run> {
     let a = holdfast_benches::open(&dir.path().join("a.redb"));
     let ids = write_records(&a, &space, n)?;
 
-    let before = received().map_err(anyhow::Error::msg)?;
-    let before_plain = received_plain().map_err(anyhow::Error::msg)?;
+    let before = received();
+    let before_plain = received_plain();
     let (up, report) = timed(|| a.sync_once(config(), Instant::now() + DEADLINE))?;
     check(&report, "upload")?;
     anyhow::ensure!(
@@ -125,30 +122,30 @@ fn run(bin: &std::path::Path, n: usize, changed: usize) -> anyhow::Result<Run> {
         "pushed {} of {n}",
         report.pushed
     );
-    let up_bytes = received().map_err(anyhow::Error::msg)? - before;
-    let up_plain = received_plain().map_err(anyhow::Error::msg)? - before_plain;
+    let up_bytes = received() - before;
+    let up_plain = received_plain() - before_plain;
 
     let b = holdfast_benches::open(&dir.path().join("b.redb"));
-    let before = sent().map_err(anyhow::Error::msg)?;
-    let before_plain = sent_plain().map_err(anyhow::Error::msg)?;
+    let before = sent();
+    let before_plain = sent_plain();
     let (down, report) = timed(|| b.sync_once(config(), Instant::now() + DEADLINE))?;
     check(&report, "download")?;
-    let down_bytes = sent().map_err(anyhow::Error::msg)? - before;
-    let down_plain = sent_plain().map_err(anyhow::Error::msg)? - before_plain;
+    let down_bytes = sent() - before;
+    let down_plain = sent_plain() - before_plain;
     let held = count_notes(&b)?;
     anyhow::ensure!(held == n, "B holds {held} of {n} records");
 
     for id in ids.iter().take(changed) {
         a.update(*id, |tx| tx.set(*id, "title", "changed"))?;
     }
-    let before = received().map_err(anyhow::Error::msg)?;
+    let before = received();
     let (re_up, report) = timed(|| a.sync_once(config(), Instant::now() + DEADLINE))?;
     check(&report, "reconnect upload")?;
-    let re_up_bytes = received().map_err(anyhow::Error::msg)? - before;
-    let before = sent().map_err(anyhow::Error::msg)?;
+    let re_up_bytes = received() - before;
+    let before = sent();
     let (re_down, report) = timed(|| b.sync_once(config(), Instant::now() + DEADLINE))?;
     check(&report, "reconnect download")?;
-    let re_down_bytes = sent().map_err(anyhow::Error::msg)? - before;
+    let re_down_bytes = sent() - before;
     for id in ids.iter().take(changed) {
         let title = b.get(*id)?.get("title")?.map(ToString::to_string);
         anyhow::ensure!(

@@ -2,111 +2,16 @@
 //! edits travel through it, a conflict is listed and resolved from the command line, a
 //! live run reports its states, and a bad token is refused in plain words.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
-use std::time::Duration;
-
+use holdfast_relay_harness::Relay;
 use serde_json::json;
 
 use crate::util::{field, Device};
 
-/// How long the relay may take to say it listens.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The relay binary beside this test's target directory; built once if missing.
-fn relay_bin() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let exe = std::env::current_exe().unwrap();
-    // target/debug/deps/it-HASH → target/debug/holdfast-relay
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join(format!("holdfast-relay{}", std::env::consts::EXE_SUFFIX));
-    BUILD.call_once(|| {
-        if !bin.exists() {
-            eprintln!(
-                "{} is missing: running `cargo build -p holdfast-relay`",
-                bin.display()
-            );
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "holdfast-relay"])
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the relay failed");
-        }
-    });
-    assert!(bin.exists(), "no relay binary at {}", bin.display());
-    bin
-}
-
-/// A relay serving from its own temporary directory, killed on drop.
-struct Relay {
-    dir: tempfile::TempDir,
-    child: Child,
-    url: String,
-}
-
-impl Relay {
-    fn start() -> Relay {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("relay.log")).unwrap();
-        let mut child = Command::new(relay_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("the relay starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => panic!("the relay did not start: {other:?}"),
-        };
-        // "listening ws=127.0.0.1:PORT http=127.0.0.1:PORT"
-        let ws = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("ws="))
-            .unwrap_or_else(|| panic!("no ws= in {line:?}"));
-        Relay {
-            url: format!("ws://{ws}/"),
-            dir,
-            child,
-        }
-    }
-
-    fn token(&self, grant: &str) -> String {
-        let out = Command::new(relay_bin())
-            .args(["token", "--space", grant, "--ttl", "1h"])
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `sync --once --json` with extra arguments; asserts it completed.
 fn sync_once(device: &Device, relay: &Relay, token: &str, extra: &[&str]) -> serde_json::Value {
+    let url = relay.url();
     let mut args = vec![
-        "sync", "--relay", &relay.url, "--token", token, "--once", "--json",
+        "sync", "--relay", &url, "--token", token, "--once", "--json",
     ];
     args.extend(extra);
     let run = device.run(&args).json();
@@ -119,7 +24,7 @@ fn sync_once(device: &Device, relay: &Relay, token: &str, extra: &[&str]) -> ser
 #[test]
 fn offline_edits_sync_through_a_relay_and_a_conflict_is_settled() {
     let relay = Relay::start();
-    let token = relay.token("team:write");
+    let token = relay.token(&["team:write"]);
     let a = Device::new();
     let b = Device::new();
 
@@ -136,7 +41,7 @@ fn offline_edits_sync_through_a_relay_and_a_conflict_is_settled() {
 
     // A new device names its space; afterwards the store knows it.
     let message = b
-        .run(&["sync", "--relay", &relay.url, "--token", &token, "--once"])
+        .run(&["sync", "--relay", &relay.url(), "--token", &token, "--once"])
         .fails();
     assert_eq!(
         message,
@@ -185,7 +90,7 @@ fn offline_edits_sync_through_a_relay_and_a_conflict_is_settled() {
         assert_eq!(field(&device.show(&id), "status"), "review");
     }
     let text = a
-        .run(&["sync", "--relay", &relay.url, "--token", &token, "--once"])
+        .run(&["sync", "--relay", &relay.url(), "--token", &token, "--once"])
         .ok();
     assert!(text.starts_with("Synced after "), "{text}");
     assert!(text.contains("Nothing is waiting."), "{text}");
@@ -194,14 +99,14 @@ fn offline_edits_sync_through_a_relay_and_a_conflict_is_settled() {
 #[test]
 fn a_live_sync_reports_its_states_until_the_deadline() {
     let relay = Relay::start();
-    let token = relay.token("team:write");
+    let token = relay.token(&["team:write"]);
     let a = Device::new();
     a.put("note", &["title=Live"]);
     let out = a
         .run(&[
             "sync",
             "--relay",
-            &relay.url,
+            &relay.url(),
             "--token",
             &token,
             "--deadline",
@@ -209,7 +114,7 @@ fn a_live_sync_reports_its_states_until_the_deadline() {
         ])
         .ok();
     assert!(
-        out.contains(&format!("Connecting to {}", relay.url)),
+        out.contains(&format!("Connecting to {}", relay.url())),
         "{out}"
     );
     assert!(out.contains("Up to date"), "{out}");
@@ -225,7 +130,8 @@ fn a_refused_token_is_reported_in_plain_words() {
     let a = Device::new();
     a.put("note", &["title=Kept"]);
     for live in [false, true] {
-        let mut args = vec!["sync", "--relay", &relay.url, "--token", "not-a-token"];
+        let url = relay.url();
+        let mut args = vec!["sync", "--relay", &url, "--token", "not-a-token"];
         args.extend(if live {
             &["--deadline", "20"][..]
         } else {

@@ -19,7 +19,7 @@ fn a_relay_restored_from_a_backup_is_repaired_by_the_devices() {
     let dir = relay.stop();
     let backup = dir.path().join("backup.redb");
     std::fs::copy(dir.path().join("holdfast-relay.redb"), &backup).unwrap();
-    let relay = Relay::start_in(dir, "127.0.0.1:0");
+    let relay = Relay::start_in(dir, &[]);
     write_notes(&a, "team", "after-a", 10, 1);
     sync_once(&a, config(&relay.url(), &token, &["team"]));
     write_notes(&b, "team", "after-b", 5, 1);
@@ -32,7 +32,7 @@ fn a_relay_restored_from_a_backup_is_repaired_by_the_devices() {
     let dir = relay.stop();
     std::fs::copy(&backup, dir.path().join("holdfast-relay.redb")).unwrap();
     Relay::rotate_epoch(dir.path());
-    let relay = Relay::start_in(dir, "127.0.0.1:0");
+    let relay = Relay::start_in(dir, &[]);
 
     let ra = sync_once(&a, config(&relay.url(), &token, &["team"]));
     let rb = sync_once(&b, config(&relay.url(), &token, &["team"]));

@@ -40,7 +40,7 @@ fn offline_writes_queue_then_sync_when_the_relay_comes_up() {
     drop(handle);
 
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start_in(dir, &addr.to_string());
+    let relay = Relay::start_in(dir, &["--listen", &addr.to_string()]);
     let token = relay.token(&["team:write"]);
     let handle = a.sync(config(&relay.url(), &token, &["team"])).unwrap();
     let (status, idle) = handle.wait_for(TIMEOUT, |s| s.is_idle() && s.pending == 0);

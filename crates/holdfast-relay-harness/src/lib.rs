@@ -1,0 +1,237 @@
+//! A real `holdfast-relay` process for tests and benchmarks, driven through its command
+//! line: started on free loopback ports in a directory of its own, waited for through its
+//! readiness line, given tokens by its `token` subcommand, read through `/metrics`,
+//! stopped with SIGTERM, and restored with `rotate-epoch`. Every wait has a timeout, so a
+//! hang fails instead of blocking; failures panic, as test helpers do.
+
+#![warn(missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// How long any one wait may take.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The relay binary in the target directory of the running executable (a test in
+/// `target/PROFILE/deps/`, or a binary in `target/PROFILE/`). In a debug test build it is
+/// built once with cargo if missing (`cargo test --workspace` builds it anyway).
+pub fn relay_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let exe = std::env::current_exe().expect("the running executable");
+    let mut dir = exe.parent().expect("a directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(format!("holdfast-relay{}", std::env::consts::EXE_SUFFIX));
+    BUILD.call_once(|| {
+        if !bin.exists() {
+            let release = dir.ends_with("release");
+            eprintln!(
+                "{} is missing: running `cargo build{} -p holdfast-relay` once",
+                bin.display(),
+                if release { " --release" } else { "" }
+            );
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "-p", "holdfast-relay"]);
+            if release {
+                build.arg("--release");
+            }
+            assert!(
+                build.status().expect("cargo runs").success(),
+                "building the relay failed"
+            );
+        }
+    });
+    assert!(bin.exists(), "no relay binary at {}", bin.display());
+    bin
+}
+
+/// A relay process serving from its own directory; killed when dropped.
+pub struct Relay {
+    /// Its directory: database, secret file and `relay.log`.
+    pub dir: tempfile::TempDir,
+    child: Child,
+    /// Where devices connect.
+    pub ws: SocketAddr,
+    /// Where `/healthz` and `/metrics` are served.
+    pub http: SocketAddr,
+}
+
+impl Relay {
+    /// Starts a relay in a new directory, on free ports.
+    pub fn start() -> Relay {
+        Relay::start_in(tempfile::tempdir().expect("a temporary directory"), &[])
+    }
+
+    /// Starts `holdfast-relay serve` in `dir` (its data and secret stay there) on free
+    /// loopback ports (unless `args` name `--listen` or `--http`), with `args` added, and
+    /// waits for its readiness line.
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Relay {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("relay.log"))
+            .expect("the relay's log file");
+        let mut command = Command::new(relay_bin());
+        command.arg("serve");
+        for (flag, default) in [("--listen", "127.0.0.1:0"), ("--http", "127.0.0.1:0")] {
+            if !args.contains(&flag) {
+                command.args([flag, default]);
+            }
+        }
+        let mut child = command
+            .args(args)
+            .current_dir(dir.path())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "holdfast_relay=info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the relay starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Keep reading so the relay never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                let log = std::fs::read_to_string(dir.path().join("relay.log")).unwrap_or_default();
+                panic!("the relay did not start ({other:?}):\n{log}");
+            }
+        };
+        // "listening ws=127.0.0.1:PORT http=127.0.0.1:PORT"
+        let addr = |key: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .parse()
+                .expect("an address")
+        };
+        Relay {
+            ws: addr("ws="),
+            http: addr("http="),
+            dir,
+            child,
+        }
+    }
+
+    /// The URL devices sync with.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.ws)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A token from the `token` subcommand, for grants like `team:write`, valid an hour.
+    pub fn token(&self, grants: &[&str]) -> String {
+        let mut args = vec!["token", "--ttl", "1h", "--subject", "test"];
+        for grant in grants {
+            args.extend(["--space", grant]);
+        }
+        let out = Command::new(relay_bin())
+            .args(&args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("the token subcommand runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("a token is text")
+            .trim()
+            .to_owned()
+    }
+
+    /// The sum of the samples of `name` in `/metrics` (any labels), e.g.
+    /// `holdfast_relay_wire_bytes_sent_total`.
+    pub fn metric(&self, name: &str) -> f64 {
+        http_get(self.http, "/metrics")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// `holdfast_relay_push_entries_total{outcome=...}` from `/metrics`.
+    pub fn push_entries(&self, outcome: &str) -> u64 {
+        let key = format!("holdfast_relay_push_entries_total{{outcome=\"{outcome}\"}}");
+        http_get(self.http, "/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |v| v.trim().parse::<f64>().expect("a number") as u64)
+    }
+
+    /// The relay's resident set, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the relay's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// SIGTERM, then waits for the exit; returns the directory for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let started = Instant::now();
+        while self.child.try_wait().expect("the relay's status").is_none() {
+            assert!(started.elapsed() < TIMEOUT, "the relay did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::mem::replace(
+            &mut self.dir,
+            tempfile::tempdir().expect("a temporary directory"),
+        )
+    }
+
+    /// `holdfast-relay rotate-epoch` on the database in `dir` (the relay must be stopped).
+    pub fn rotate_epoch(dir: &Path) {
+        let out = Command::new(relay_bin())
+            .args(["rotate-epoch", "--data", "holdfast-relay.redb"])
+            .current_dir(dir)
+            .output()
+            .expect("rotate-epoch runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT).expect("the relay's HTTP port");
+    tcp.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("a request");
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).expect("a response");
+    body
+}
