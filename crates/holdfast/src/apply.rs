@@ -87,7 +87,6 @@ impl Inner {
             None => self.unknown_record(now),
         };
         let before = Before::of(self, id, &entry.doc, &entry.meta);
-        let known = before.heads.len();
         // The changes new to the document, each once, in the order received (causal: the
         // relay's log and bundles keep each record's changes in causal order).
         let mut seen = std::collections::HashSet::new();
@@ -107,7 +106,7 @@ impl Inner {
             Ok(()) => self.adopt(&mut entry).err(),
         };
         if let Some(why) = refused {
-            self.put_back(st, id, entry, known);
+            self.put_back_unchanged(st, id, entry, &before.heads)?;
             return Ok(Err(why));
         }
         let resolved = self.run_resolvers(&mut entry, now);
@@ -168,11 +167,29 @@ impl Inner {
         Ok(())
     }
 
-    /// Puts an entry back after a rejected apply; a document that was not on disk is dropped.
-    fn put_back(&self, st: &mut State, id: RecordId, entry: Entry, known_heads: usize) {
-        if known_heads > 0 || entry.dirty > 0 {
-            st.cache.insert(id, entry);
+    /// Puts an entry back as it was before a refused apply. The refused changes are in its
+    /// document (applied, or queued for missing dependencies) and must not stay in memory:
+    /// a queued change would make every later apply of the record look incomplete, and an
+    /// applied one would be read and built on without being on disk (found by the
+    /// `merge_convergence` fuzz target).
+    fn put_back_unchanged(
+        &self,
+        st: &mut State,
+        id: RecordId,
+        mut entry: Entry,
+        heads_before: &[automerge::ChangeHash],
+    ) -> Result<()> {
+        if entry.dirty == 0 {
+            // Nothing staged: the next access loads the record from disk, as it was (a
+            // record that was never on disk is simply gone).
+            return Ok(());
         }
+        // Writes staged but not yet durable pin the entry: rebuild it at its old heads.
+        let mut doc = entry.doc.fork_at(heads_before)?;
+        doc.set_actor(self.actor.clone());
+        entry.doc = doc;
+        st.cache.insert(id, entry);
+        Ok(())
     }
 
     /// Runs the configured resolvers on conflicted fields; returns how many it settled.

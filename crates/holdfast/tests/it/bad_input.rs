@@ -76,6 +76,40 @@ fn a_bundle_that_skips_earlier_changes_is_reported_not_half_applied() {
 }
 
 #[test]
+fn a_refused_bundle_leaves_a_known_record_as_it_was() {
+    // Found by the `merge_convergence` fuzz target: the refused changes stayed queued in the
+    // cached document, so every later import of the record was refused too.
+    let a = open();
+    let b = open();
+    let id = a
+        .write(|tx| {
+            let id = tx.create("note", &space("t"))?;
+            tx.splice_text(id, "body", 0, 0, "one")
+        })
+        .map(|()| a.outbox().list(None, 1).unwrap()[0].record)
+        .unwrap();
+    let first = a.export_changes(None, None).unwrap();
+    b.import_changes(&first.bytes).unwrap();
+    a.write(|tx| tx.splice_text(id, "body", 3, 0, " two"))
+        .unwrap();
+    let second = a.export_changes(Some(first.mark), None).unwrap();
+    a.write(|tx| tx.splice_text(id, "body", 7, 0, " three"))
+        .unwrap();
+    let third = a.export_changes(Some(second.mark), None).unwrap();
+
+    let summary = b.import_changes(&third.bytes).unwrap();
+    assert_eq!(summary.rejected.len(), 1, "{summary:?}");
+    assert_eq!(b.get(id).unwrap().text("body").unwrap(), "one");
+    // The missing change, then the refused bundle again: both apply.
+    let summary = b.import_changes(&second.bytes).unwrap();
+    assert!(summary.rejected.is_empty(), "{summary:?}");
+    assert_eq!(b.get(id).unwrap().text("body").unwrap(), "one two");
+    let summary = b.import_changes(&third.bytes).unwrap();
+    assert!(summary.rejected.is_empty(), "{summary:?}");
+    assert_eq!(b.get(id).unwrap().text("body").unwrap(), "one two three");
+}
+
+#[test]
 fn a_truncated_or_garbage_store_file_is_a_typed_error() {
     let s = open();
     for i in 0..20 {
