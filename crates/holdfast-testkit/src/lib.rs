@@ -12,6 +12,7 @@
 
 pub mod alloc;
 pub mod gen;
+pub mod merge;
 pub mod targets;
 
 /// A fuzz target: checks its properties on one input, panicking when one fails.
@@ -22,5 +23,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("frame_decode", targets::frame_decode),
     ("relay_session", targets::relay_session),
     ("bundle_decode", targets::bundle_decode),
+    ("merge_convergence", merge::merge_convergence),
     ("canary", targets::canary),
 ];
