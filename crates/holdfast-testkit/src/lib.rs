@@ -11,8 +11,10 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod disk;
 pub mod gen;
 pub mod merge;
+pub mod store_ops;
 pub mod targets;
 
 /// A fuzz target: checks its properties on one input, panicking when one fails.
@@ -24,5 +26,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("relay_session", targets::relay_session),
     ("bundle_decode", targets::bundle_decode),
     ("merge_convergence", merge::merge_convergence),
+    ("store_ops", store_ops::store_ops),
     ("canary", targets::canary),
 ];

@@ -798,7 +798,7 @@ fn is_complete(model: &Model, bundle: &Bundle, j: usize) -> bool {
 
 /// Prints a line of the run when `HOLDFAST_FUZZ_TRACE` is set (to see what a failing input
 /// did).
-fn trace(line: impl FnOnce() -> String) {
+pub(crate) fn trace(line: impl FnOnce() -> String) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("HOLDFAST_FUZZ_TRACE").is_some()) {
         eprintln!("{}", line());

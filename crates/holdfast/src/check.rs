@@ -33,49 +33,58 @@ impl CheckReport {
 impl Store {
     /// Checks the store file at `path`, which must not be open elsewhere.
     pub fn check(path: impl AsRef<Path>) -> Result<CheckReport> {
-        let mut db = Database::open(path.as_ref())?;
-        let mut report = CheckReport {
-            file_ok: db.check_integrity()?,
-            ..Default::default()
-        };
-        let txn = db.begin_read()?;
-        let actor = automerge::ActorId::random();
-        let records = txn.open_table(tables::RECORDS)?;
-        for id in crate::store::record_ids(&records)? {
-            match crate::store::load_entry(&txn, id, &actor) {
-                Ok(Some(_)) => report.records += 1,
-                Ok(None) => report
-                    .problems
-                    .push(format!("record {id} has chunks but no metadata")),
-                Err(e) => report.problems.push(format!("record {id}: {e}")),
-            }
+        check_db(Database::open(path.as_ref())?)
+    }
+
+    /// Checks a store kept on any redb storage backend (see [`Store::open_with_backend`]),
+    /// which must not be open elsewhere.
+    pub fn check_backend(backend: impl redb::StorageBackend) -> Result<CheckReport> {
+        check_db(Database::builder().create_with_backend(backend)?)
+    }
+}
+
+fn check_db(mut db: Database) -> Result<CheckReport> {
+    let mut report = CheckReport {
+        file_ok: db.check_integrity()?,
+        ..Default::default()
+    };
+    let txn = db.begin_read()?;
+    let actor = automerge::ActorId::random();
+    let records = txn.open_table(tables::RECORDS)?;
+    for id in crate::store::record_ids(&records)? {
+        match crate::store::load_entry(&txn, id, &actor) {
+            Ok(Some(_)) => report.records += 1,
+            Ok(None) => report
+                .problems
+                .push(format!("record {id} has chunks but no metadata")),
+            Err(e) => report.problems.push(format!("record {id}: {e}")),
         }
-        let log = txn.open_table(tables::LOG)?;
-        for item in log.range(tables::log_all(tables::LOG_OUTBOX))? {
-            let (k, v) = item?;
-            let seq = k.value().1;
-            let row = match tables::decode_outbox(v.value()) {
-                Ok((row, changes)) => match tables::decode_changes(changes) {
-                    Ok(_) => row,
-                    Err(e) => {
-                        report.problems.push(format!("outbox entry {seq}: {e}"));
-                        continue;
-                    }
-                },
+    }
+    let log = txn.open_table(tables::LOG)?;
+    for item in log.range(tables::log_all(tables::LOG_OUTBOX))? {
+        let (k, v) = item?;
+        let seq = k.value().1;
+        let row = match tables::decode_outbox(v.value()) {
+            Ok((row, changes)) => match tables::decode_changes(changes) {
+                Ok(_) => row,
                 Err(e) => {
                     report.problems.push(format!("outbox entry {seq}: {e}"));
                     continue;
                 }
-            };
-            let key = tables::rid(row.record);
-            if records.get((key, tables::SLOT_META))?.is_none() {
-                report.problems.push(format!(
-                    "outbox entry {seq} names unknown record {}",
-                    row.record
-                ));
+            },
+            Err(e) => {
+                report.problems.push(format!("outbox entry {seq}: {e}"));
+                continue;
             }
-            report.outbox_entries += 1;
+        };
+        let key = tables::rid(row.record);
+        if records.get((key, tables::SLOT_META))?.is_none() {
+            report.problems.push(format!(
+                "outbox entry {seq} names unknown record {}",
+                row.record
+            ));
         }
-        Ok(report)
+        report.outbox_entries += 1;
     }
+    Ok(report)
 }

@@ -2,7 +2,8 @@
 //! seeded random inputs for a time budget.
 //!
 //! `HOLDFAST_FUZZ_BUDGET_MS` (default 1,500) is the random-input budget per target;
-//! `HOLDFAST_FUZZ_SEED` replays one seed. Crash inputs live in `fuzz/artifacts/TARGET/`
+//! `HOLDFAST_FUZZ_SEED` replays one seed; `HOLDFAST_FUZZ_TARGET` runs the random inputs of
+//! one target only. Crash inputs live in `fuzz/artifacts/TARGET/`
 //! and must pass once fixed; the canary's must keep failing.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -148,7 +149,11 @@ fn the_harness_reports_a_failing_target() {
 fn every_target_holds_on_seeded_random_inputs() {
     let seed = seed();
     println!("seed {seed} (replay: HOLDFAST_FUZZ_SEED={seed})");
-    for &(name, target) in TARGETS.iter().filter(|(n, _)| *n != "canary") {
+    let only = std::env::var("HOLDFAST_FUZZ_TARGET").ok();
+    let chosen = TARGETS
+        .iter()
+        .filter(|(n, _)| *n != "canary" && only.as_deref().is_none_or(|o| o == *n));
+    for &(name, target) in chosen {
         let corpus = inputs("corpus", name);
         let mut rng = Rng(seed ^ name.len() as u64);
         let started = Instant::now();
