@@ -47,11 +47,43 @@ pub fn decode_row<T: DeserializeOwned>(version: u8, bytes: &[u8]) -> Result<T, R
         Some(v) => return Err(RowError::UnknownVersion(*v)),
         None => return Err(RowError::Empty),
     }
-    let config = bincode::config::standard().with_limit::<ROW_BYTES_MAX>();
-    let (row, used) = bincode::serde::decode_from_slice(&bytes[1..], config)
-        .map_err(|e| RowError::Body(e.to_string()))?;
+    let body = &bytes[1..];
+    let (row, used) = decode_body(body).map_err(|e| RowError::Body(e.to_string()))?;
     if used + 1 != bytes.len() {
         return Err(RowError::TrailingBytes);
     }
     Ok(row)
+}
+
+/// Most bytes decoding may claim (bincode's measure: the in-memory size of what it is about
+/// to read) per byte of row, a bound no valid row comes near: a one-byte length prefix of
+/// an empty list becomes a 24-byte header, and nothing in a row grows more than that.
+pub const ROW_CLAIM_BYTES_PER_BYTE: usize = 64;
+
+/// Decodes a row body with bincode's claim limit scaled to the body's length, so a damaged
+/// length prefix claiming far more than the row holds is refused before anything is
+/// allocated: bincode reserves a string's or a byte string's claimed length before reading
+/// it, so under the flat [`ROW_BYTES_MAX`] limit ten bytes of damaged row could allocate
+/// 256 MiB (found by the `stored_record_decode` fuzz target). The limit is a const generic,
+/// so it comes in steps of four; a row is never held to less than four times its claim
+/// bound.
+fn decode_body<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    let claim = body
+        .len()
+        .saturating_mul(ROW_CLAIM_BYTES_PER_BYTE)
+        .saturating_add(4096);
+    match claim {
+        ..=0x4000 => decode_from_slice(body, standard().with_limit::<0x4000>()),
+        ..=0x1_0000 => decode_from_slice(body, standard().with_limit::<0x1_0000>()),
+        ..=0x4_0000 => decode_from_slice(body, standard().with_limit::<0x4_0000>()),
+        ..=0x10_0000 => decode_from_slice(body, standard().with_limit::<0x10_0000>()),
+        ..=0x40_0000 => decode_from_slice(body, standard().with_limit::<0x40_0000>()),
+        ..=0x100_0000 => decode_from_slice(body, standard().with_limit::<0x100_0000>()),
+        ..=0x400_0000 => decode_from_slice(body, standard().with_limit::<0x400_0000>()),
+        _ => decode_from_slice(body, standard().with_limit::<ROW_BYTES_MAX>()),
+    }
 }

@@ -76,6 +76,8 @@ mod redb_store;
 pub mod secret;
 pub mod server;
 mod store;
+#[doc(hidden)]
+pub mod stored_rows;
 mod tables;
 
 pub use auth::{mint_token, Claims, JwtAuthenticator, MintError, RoleClaim, TokenRequest};

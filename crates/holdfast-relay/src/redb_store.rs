@@ -46,6 +46,7 @@ mod repair;
 mod tests;
 
 use commit::Pending;
+pub(crate) use record::build as build_record;
 use compactor::Compactor;
 pub use config::{
     StoreConfig, CACHE_BYTES_DEFAULT, COMPACT_QUEUE_MAX_DEFAULT, COMPACT_TAIL_BYTES_MIN_DEFAULT,

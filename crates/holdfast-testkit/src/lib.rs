@@ -15,6 +15,7 @@ pub mod disk;
 pub mod gen;
 pub mod merge;
 pub mod store_ops;
+pub mod stored;
 pub mod targets;
 
 /// A fuzz target: checks its properties on one input, panicking when one fails.
@@ -25,6 +26,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("frame_decode", targets::frame_decode),
     ("relay_session", targets::relay_session),
     ("bundle_decode", targets::bundle_decode),
+    ("stored_record_decode", stored::stored_record_decode),
     ("merge_convergence", merge::merge_convergence),
     ("store_ops", store_ops::store_ops),
     ("canary", targets::canary),

@@ -548,17 +548,7 @@ fn load_from(
     let Some(meta) = meta else {
         return Ok(None);
     };
-    let mut doc = if snapshot.is_empty() {
-        Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint)
-    } else {
-        let options = LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint);
-        Automerge::load_with_options(&snapshot, options)
-            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?
-    };
-    if !tail.is_empty() {
-        doc.load_incremental(&tail)
-            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?;
-    }
+    let mut doc = document(id, &snapshot, &tail)?;
     doc.set_actor(actor.clone());
     let committed_heads = doc.get_heads();
     if tables::heads_to_bytes(&committed_heads) != meta.heads {
@@ -572,6 +562,23 @@ fn load_from(
         committed_heads,
         dirty: 0,
     }))
+}
+
+/// A record's document from its stored snapshot (empty: none) and the incremental chunks
+/// after it.
+pub(crate) fn document(id: RecordId, snapshot: &[u8], tail: &[u8]) -> Result<Automerge> {
+    let mut doc = if snapshot.is_empty() {
+        Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint)
+    } else {
+        let options = LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint);
+        Automerge::load_with_options(snapshot, options)
+            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?
+    };
+    if !tail.is_empty() {
+        doc.load_incremental(tail)
+            .map_err(|e| Error::Corrupt(format!("record {id}: {e}")))?;
+    }
+    Ok(doc)
 }
 
 /// Reads or creates the device id, checks the format and the schema; migrates an older

@@ -32,3 +32,18 @@ fn a_length_prefix_claiming_more_than_the_limit_is_refused_without_allocating() 
         Err(RowError::Body(_))
     ));
 }
+
+#[test]
+fn a_short_row_claiming_a_long_string_is_refused_without_allocating_it() {
+    // Version 1, then a u32 length prefix of 33,618,692 for a String: ten bytes that
+    // allocated 32 MiB before the claim limit followed the row's length.
+    let bytes = [1u8, 252, 4, 251, 0, 2, 0, 0, 0, 0];
+    assert!(matches!(
+        decode_row::<String>(1, &bytes),
+        Err(RowError::Body(_))
+    ));
+    // A row whose lists grow most in memory still decodes: 4,000 empty byte strings.
+    let row: Vec<Vec<u8>> = vec![Vec::new(); 4000];
+    let bytes = encode_row(1, &row);
+    assert_eq!(decode_row::<Vec<Vec<u8>>>(1, &bytes), Ok(row));
+}

@@ -93,7 +93,7 @@ impl Reader {
 }
 
 /// The document of a saved state and the changes after it.
-pub(super) fn build(doc: &[u8], changes: &[Vec<u8>]) -> Result<Automerge, StoreError> {
+pub(crate) fn build(doc: &[u8], changes: &[Vec<u8>]) -> Result<Automerge, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("record state: {e}"));
     let mut built = if doc.is_empty() {
         Automerge::new()

@@ -168,3 +168,22 @@ fn every_target_holds_on_seeded_random_inputs() {
         println!("{name}: {runs} random inputs");
     }
 }
+
+#[test]
+fn every_stored_format_reads_a_valid_value_back_as_written() {
+    holdfast_testkit::stored::valid_values_read_back();
+}
+
+#[test]
+fn the_stored_formats_seed_corpus_is_committed_and_current() {
+    let corpus = inputs("corpus", "stored_record_decode");
+    for (name, input) in holdfast_testkit::stored::seed_inputs() {
+        let found = corpus.iter().find(|(p, _)| p.ends_with(&name));
+        assert_eq!(
+            found.map(|(_, b)| b),
+            Some(&input),
+            "fuzz/corpus/stored_record_decode/{name} is missing or stale: \
+             run `cargo run -p holdfast-testkit --example seed_stored`"
+        );
+    }
+}
