@@ -77,13 +77,13 @@ fn decode_body<T: DeserializeOwned>(
         .saturating_mul(ROW_CLAIM_BYTES_PER_BYTE)
         .saturating_add(4096);
     match claim {
-        ..=0x4000 => decode_from_slice(body, standard().with_limit::<0x4000>()),
-        ..=0x1_0000 => decode_from_slice(body, standard().with_limit::<0x1_0000>()),
-        ..=0x4_0000 => decode_from_slice(body, standard().with_limit::<0x4_0000>()),
-        ..=0x10_0000 => decode_from_slice(body, standard().with_limit::<0x10_0000>()),
-        ..=0x40_0000 => decode_from_slice(body, standard().with_limit::<0x40_0000>()),
-        ..=0x100_0000 => decode_from_slice(body, standard().with_limit::<0x100_0000>()),
-        ..=0x400_0000 => decode_from_slice(body, standard().with_limit::<0x400_0000>()),
+        0..=0x4000 => decode_from_slice(body, standard().with_limit::<0x4000>()),
+        0x4001..=0x1_0000 => decode_from_slice(body, standard().with_limit::<0x1_0000>()),
+        0x1_0001..=0x4_0000 => decode_from_slice(body, standard().with_limit::<0x4_0000>()),
+        0x4_0001..=0x10_0000 => decode_from_slice(body, standard().with_limit::<0x10_0000>()),
+        0x10_0001..=0x40_0000 => decode_from_slice(body, standard().with_limit::<0x40_0000>()),
+        0x40_0001..=0x100_0000 => decode_from_slice(body, standard().with_limit::<0x100_0000>()),
+        0x100_0001..=0x400_0000 => decode_from_slice(body, standard().with_limit::<0x400_0000>()),
         _ => decode_from_slice(body, standard().with_limit::<ROW_BYTES_MAX>()),
     }
 }
