@@ -205,6 +205,16 @@ impl Relay {
         )
     }
 
+    /// SIGKILL, as a crash: no draining, no clean close. Returns the directory for a restart.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the relay's status");
+        std::mem::replace(
+            &mut self.dir,
+            tempfile::tempdir().expect("a temporary directory"),
+        )
+    }
+
     /// `holdfast-relay rotate-epoch` on the database in `dir` (the relay must be stopped).
     pub fn rotate_epoch(dir: &Path) {
         let out = Command::new(relay_bin())
