@@ -191,6 +191,9 @@ fn deserialize_seq<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     })
 }
 
+/// Most elements reserved before any is decoded; the rest grow with what the bytes hold.
+const SEQ_RESERVE_MAX: usize = 16;
+
 struct SeqVisitor<T> {
     kind: LimitKind,
     element: PhantomData<T>,
@@ -204,11 +207,13 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for SeqVisitor<T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-        // bincode's hint is the length prefix, exact but not yet backed by bytes: it may size
-        // the allocation only once it is known to be within the limit.
+        // bincode's hint is the length prefix, exact but not yet backed by bytes: it is
+        // checked against the limit, and sizes at most a small first allocation, so a few
+        // bytes claiming the most elements allowed reserve nothing much (the frame_decode
+        // fuzz target found 12 bytes reserving 72 KiB when the claim sized it whole).
         let claimed = seq.size_hint().unwrap_or(0);
         check_de(self.kind, claimed)?;
-        let mut items = Vec::with_capacity(claimed);
+        let mut items = Vec::with_capacity(claimed.min(SEQ_RESERVE_MAX));
         while let Some(item) = seq.next_element()? {
             check_de(self.kind, items.len() + 1)?;
             items.push(item);
