@@ -46,13 +46,13 @@ mod repair;
 mod tests;
 
 use commit::Pending;
-pub(crate) use record::build as build_record;
 use compactor::Compactor;
 pub use config::{
     StoreConfig, CACHE_BYTES_DEFAULT, COMPACT_QUEUE_MAX_DEFAULT, COMPACT_TAIL_BYTES_MIN_DEFAULT,
     COMPACT_TAIL_CHANGES_MIN_DEFAULT, COMPACT_TAIL_ENTRIES_MIN_DEFAULT,
     COMPACT_TAIL_PERCENT_MIN_DEFAULT, EVENT_RETENTION_MS_DEFAULT, PRUNE_ROWS_MAX_DEFAULT,
 };
+pub(crate) use record::build as build_record;
 
 /// A [`LogStore`] in one redb file.
 ///

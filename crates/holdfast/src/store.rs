@@ -566,7 +566,21 @@ fn load_from(
 
 /// A record's document from its stored snapshot (empty: none) and the incremental chunks
 /// after it.
+///
+/// Automerge 0.12 (through hexane 1.0.0-alpha.5) panics instead of failing on some damaged
+/// documents (`hexane` lib.rs:354 unwraps an `InvalidNumber`; no upstream issue found yet,
+/// the input is `fuzz/artifacts/stored_record_decode/automerge-load-panics`), so a damaged
+/// file would take the app down. Loading runs under `catch_unwind` here, the one place
+/// stored documents are loaded, and a panic is reported as `Corrupt`.
 pub(crate) fn document(id: RecordId, snapshot: &[u8], tail: &[u8]) -> Result<Automerge> {
+    std::panic::catch_unwind(|| load_document(id, snapshot, tail)).unwrap_or_else(|_| {
+        Err(Error::Corrupt(format!(
+            "record {id}: the document does not load (the parser failed)"
+        )))
+    })
+}
+
+fn load_document(id: RecordId, snapshot: &[u8], tail: &[u8]) -> Result<Automerge> {
     let mut doc = if snapshot.is_empty() {
         Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint)
     } else {

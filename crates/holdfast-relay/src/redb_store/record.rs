@@ -93,7 +93,19 @@ impl Reader {
 }
 
 /// The document of a saved state and the changes after it.
+///
+/// Runs under `catch_unwind`: Automerge 0.12 (hexane 1.0.0-alpha.5) panics on some damaged
+/// documents instead of failing (input: `fuzz/artifacts/stored_record_decode/
+/// automerge-load-panics`; no upstream issue found yet); a panic is reported as `Corrupt`.
 pub(crate) fn build(doc: &[u8], changes: &[Vec<u8>]) -> Result<Automerge, StoreError> {
+    std::panic::catch_unwind(|| build_unguarded(doc, changes)).unwrap_or_else(|_| {
+        Err(StoreError::Corrupt(
+            "record state: the document does not load (the parser failed)".into(),
+        ))
+    })
+}
+
+fn build_unguarded(doc: &[u8], changes: &[Vec<u8>]) -> Result<Automerge, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("record state: {e}"));
     let mut built = if doc.is_empty() {
         Automerge::new()

@@ -187,3 +187,25 @@ fn the_stored_formats_seed_corpus_is_committed_and_current() {
         );
     }
 }
+
+/// Automerge 0.12 panics loading this damaged document (hexane 1.0.0-alpha.5, lib.rs:354;
+/// no upstream issue found yet) and, before failing, holds 79 MB for its 146 bytes. The
+/// panic is caught where documents are loaded, so the damage is reported as corrupt; the
+/// memory is not bounded yet, so the input lives in `fuzz/known/`, not `artifacts/`.
+#[test]
+fn a_document_automerge_panics_on_is_reported_as_corrupt() {
+    let input =
+        std::fs::read(fuzz_dir().join("known/stored_record_decode/automerge-load-panics")).unwrap();
+    let relay = holdfast_relay::stored_rows::decode("snapshot", &input[1..]);
+    assert!(
+        matches!(relay, Err(holdfast_relay::StoreError::Corrupt(_))),
+        "{relay:?}"
+    );
+    let mut device = (input.len() as u32 - 2).to_le_bytes().to_vec();
+    device.extend_from_slice(&input[2..]);
+    let device = holdfast::stored_rows::decode("document", &device);
+    assert!(
+        matches!(device, Err(holdfast::Error::Corrupt(_))),
+        "{device:?}"
+    );
+}
