@@ -1,6 +1,8 @@
 //! Changes arriving from the relay: applied with the space's sync cursor in one durable
 //! transaction, so a cursor never runs ahead of what the device holds.
 
+use std::collections::HashSet;
+
 use automerge::{Automerge, Change};
 use holdfast_protocol::{ChangeEntry, Cursor, RecordState};
 use redb::ReadableDatabase;
@@ -95,6 +97,52 @@ impl Inbox<'_> {
             });
         }
         self.apply(space, incoming, cursor)
+    }
+
+    /// Whether this device holds changes of `space` that are not waiting in its outbox:
+    /// changes the relay acknowledged, or sent. A device without a cursor for the space
+    /// (a bootstrap that never finished: the first one, or the one after a repair) that
+    /// holds such changes repairs the space before bootstrapping it
+    /// (`ClientSession::repair_before_bootstrap`): the relay may have lost them since
+    /// (restored from a backup), and neither a bootstrap nor the outbox would give them
+    /// back. Records written on this device and never sent are not such changes, so a
+    /// first sync of offline work repairs nothing.
+    ///
+    /// Reads each record's metadata row and the outbox rows of its pending entries (no
+    /// document).
+    pub fn holds_synced_changes(&self, space: &SpaceId) -> Result<bool> {
+        let inner = &self.store.inner;
+        let txn = inner.db.begin_read()?;
+        let records = txn.open_table(tables::RECORDS)?;
+        let log = txn.open_table(tables::LOG)?;
+        for id in crate::store::record_ids(&records)? {
+            let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
+                continue;
+            };
+            let meta: tables::RecordMeta =
+                tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
+            if &meta.space != space {
+                continue;
+            }
+            // The record's history is all in the outbox when each pending entry builds
+            // only on pending entries before it and the record's heads are among them.
+            let seqs = crate::commit::lock(&inner.outbox).record_seqs(id);
+            let mut pending: HashSet<[u8; 32]> = HashSet::new();
+            for seq in seqs {
+                let Some(row) = log.get((tables::LOG_OUTBOX, seq))? else {
+                    continue;
+                };
+                let (row, _) = tables::decode_outbox(row.value())?;
+                if row.heads_before.iter().any(|h| !pending.contains(h)) {
+                    return Ok(true);
+                }
+                pending.extend(row.change_hashes);
+            }
+            if meta.heads.iter().any(|h| !pending.contains(h)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Forgets the space's cursor, so the next connection bootstraps it again (after a

@@ -158,6 +158,9 @@ struct Space {
     cursor: Option<Cursor>,
     /// Being repaired: neither pulled nor applied until repaired.
     repairing: bool,
+    /// Without a cursor, repair it at the `Welcome` before bootstrapping it (see
+    /// [`ClientSession::repair_before_bootstrap`]).
+    repair_first: bool,
     /// The cursor of the pull waiting for its answer.
     pulling: Option<Cursor>,
     /// A bootstrap is under way (a page requested or being applied).
@@ -217,6 +220,19 @@ impl ClientSession {
             token: self.config.token.clone(),
             spaces,
         })]
+    }
+
+    /// Tells the session that the device holds changes of `space` that left its outbox
+    /// (acked by the relay, or received from it) although it has no cursor for it: a
+    /// bootstrap never finished (the first one, cut short after some of the device's
+    /// changes were acked, or the one after a repair). The relay may have lost those
+    /// changes since (restored from a backup), and neither a bootstrap nor the outbox
+    /// would bring them back, so at the `Welcome` the space is repaired first
+    /// (`ClientEffect::Repair`), then bootstrapped. Call before `start`.
+    pub fn repair_before_bootstrap(&mut self, space: &SpaceId) {
+        if let Some(s) = self.spaces.get_mut(space) {
+            s.repair_first = s.cursor.is_none();
+        }
     }
 
     /// Queues local commits to push, in order, and sends what the relay's limits allow.
@@ -408,15 +424,16 @@ impl ClientSession {
         let names: Vec<SpaceId> = self.spaces.keys().cloned().collect();
         for space in names {
             let s = self.spaces.get_mut(&space).expect("listed above");
-            match s.cursor {
-                Some(cursor) if cursor.epoch != epoch => {
-                    s.repairing = true;
-                    effects.push(ClientEffect::Repair { space });
-                }
-                _ => {
-                    s.pull_wanted = true;
-                    effects.extend(self.pull_if_wanted(&space));
-                }
+            let repair = match s.cursor {
+                Some(cursor) => cursor.epoch != epoch,
+                None => std::mem::take(&mut s.repair_first),
+            };
+            if repair {
+                s.repairing = true;
+                effects.push(ClientEffect::Repair { space });
+            } else {
+                s.pull_wanted = true;
+                effects.extend(self.pull_if_wanted(&space));
             }
         }
         effects.extend(self.send_queued());

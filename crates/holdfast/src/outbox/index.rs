@@ -58,6 +58,14 @@ impl OutboxIndex {
             .filter_map(|seq| self.entries.get(seq).map(|i| &i.state))
     }
 
+    /// The seqs of a record's pending entries, in outbox order.
+    pub fn record_seqs(&self, record: RecordId) -> Vec<u64> {
+        self.by_record
+            .get(&record)
+            .map(|seqs| seqs.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Every entry's state and creation time, in outbox order.
     pub fn all(&self) -> impl Iterator<Item = (&RowState, i64)> {
         self.entries.values().map(|i| (&i.state, i.created_ms))

@@ -13,9 +13,9 @@ use crate::SpaceId;
 /// Longest wait for a TCP connection, the TLS and WebSocket handshakes together.
 pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15);
 
-/// Longest wait for the relay's answer to one repair message. The relay sends no answer
-/// when it has nothing more for a record it cannot take changes of (a read-only space),
-/// so silence this long ends that record's repair.
+/// Longest wait for the relay's answer to one repair message. The relay answers every
+/// message (with an empty one when it has nothing more to say), so silence this long
+/// ends the connection, and the next one repairs the space again.
 pub const REPAIR_REPLY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
 /// Records whose repair conversations run at once (one message each in flight).

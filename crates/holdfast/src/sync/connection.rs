@@ -19,6 +19,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
+mod received;
+
+use received::{Received, ReceivedQueue};
+
 use super::backoff::{self, Backoff, PUSH_RETRY_DELAY_MAX, PUSH_RETRY_DELAY_MIN};
 use super::config::TICK_INTERVAL;
 use super::repair::Repairs;
@@ -29,6 +33,9 @@ use crate::{ApplySummary, Error, PendingPush, RecordId, SpaceId, Store, SyncSumm
 
 /// Plain words for a relay that cannot be reached or a connection that dropped.
 pub(crate) const NO_CONNECTION: &str = "No connection to the sync server";
+
+/// Plain words for a repair message the relay did not answer in time.
+const REPAIR_UNANSWERED: &str = "The sync server is slow to answer, retrying";
 
 /// Longest wait for the close frame to go out when a connection ends.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -93,12 +100,15 @@ pub(crate) async fn run(
         .update(|s| s.connection = ConnectionState::Connecting);
     let store = shared.store.clone();
     let spaces = shared.spaces();
-    let cursors = tokio::task::spawn_blocking(move || -> crate::Result<Vec<SpaceCursor>> {
+    // A space without a cursor of which this device holds changes that left its outbox is
+    // repaired before its bootstrap (`Inbox::holds_synced_changes`).
+    let cursors = tokio::task::spawn_blocking(move || -> crate::Result<Vec<(SpaceCursor, bool)>> {
         spaces
             .into_iter()
             .map(|space| {
                 let cursor = store.inbox().cursor(&space)?;
-                Ok(SpaceCursor { space, cursor })
+                let repair = cursor.is_none() && store.inbox().holds_synced_changes(&space)?;
+                Ok((SpaceCursor { space, cursor }, repair))
             })
             .collect()
     })
@@ -128,12 +138,22 @@ pub(crate) async fn run(
         ClientConfig::new(store.device_id(), Token::new(shared.config.token.clone()));
     session_config.pull_bytes_max = shared.config.pull_bytes_max;
     session_config.push_bytes_max = shared.config.push_bytes_max;
-    let session = ClientSession::new(session_config, cursors, now_ms());
+    let repair_first: Vec<SpaceId> = cursors
+        .iter()
+        .filter(|(_, repair)| *repair)
+        .map(|(c, _)| c.space.clone())
+        .collect();
+    let cursors = cursors.into_iter().map(|(c, _)| c).collect();
+    let mut session = ClientSession::new(session_config, cursors, now_ms());
+    for space in &repair_first {
+        session.repair_before_bootstrap(space);
+    }
     let mut connection = Connection {
         shared,
         session,
         sink,
         jobs: Jobs::start(store.clone()),
+        received: ReceivedQueue::default(),
         in_flight: HashMap::new(),
         taking: false,
         drained: false,
@@ -182,6 +202,8 @@ struct Connection<'a> {
     session: ClientSession,
     sink: SplitSink<Socket, Message>,
     jobs: Jobs,
+    /// Received changes and snapshot pages waiting for the store thread.
+    received: ReceivedQueue,
     /// Entries handed to the session and not yet acknowledged, by event id.
     in_flight: HashMap<EventId, Sent>,
     /// A batch is being taken from the outbox.
@@ -283,10 +305,7 @@ impl Connection<'_> {
                     self.take_more();
                     Ok(())
                 }
-                Event::RepairTimeout => {
-                    self.repair_timeouts();
-                    Ok(())
-                }
+                Event::RepairTimeout => self.repair_timeouts(),
                 Event::Deadline => Err(Ended::Deadline),
             };
             if let Err(ended) = result {
@@ -619,16 +638,12 @@ impl Connection<'_> {
     }
 
     fn apply_changes(&mut self, space: SpaceId, entries: Vec<ChangeEntry>, next_cursor: Cursor) {
-        let count = entries.len() as u64;
-        self.jobs.run(move |store| {
-            let result = store.inbox().apply_changes(&space, &entries, next_cursor);
-            Done::Applied {
-                space,
-                entries: count,
-                records: 0,
-                result,
-            }
+        self.received.push(Received::Changes {
+            space,
+            entries,
+            next_cursor,
         });
+        self.apply_received();
     }
 
     fn apply_snapshot(
@@ -637,14 +652,49 @@ impl Connection<'_> {
         records: Vec<RecordState>,
         cursor: Option<Cursor>,
     ) {
-        let count = records.len() as u64;
-        self.jobs.run(move |store| {
-            let result = store.inbox().apply_snapshot(&space, &records, cursor);
-            Done::Applied {
+        self.received.push(Received::Snapshot {
+            space,
+            records,
+            cursor,
+        });
+        self.apply_received();
+    }
+
+    /// Starts applying what was received, unless an apply is under way.
+    fn apply_received(&mut self) {
+        let Some((work, applies)) = self.received.next() else {
+            return;
+        };
+        self.jobs.run(move |store| match work {
+            Received::Changes {
                 space,
-                entries: 0,
-                records: count,
-                result,
+                entries,
+                next_cursor,
+            } => {
+                let count = entries.len() as u64;
+                let result = store.inbox().apply_changes(&space, &entries, next_cursor);
+                Done::Applied {
+                    space,
+                    entries: count,
+                    records: 0,
+                    applies,
+                    result,
+                }
+            }
+            Received::Snapshot {
+                space,
+                records,
+                cursor,
+            } => {
+                let count = records.len() as u64;
+                let result = store.inbox().apply_snapshot(&space, &records, cursor);
+                Done::Applied {
+                    space,
+                    entries: 0,
+                    records: count,
+                    applies,
+                    result,
+                }
             }
         });
     }
@@ -666,8 +716,10 @@ impl Connection<'_> {
                 space,
                 entries,
                 records,
+                applies,
                 result,
             } => {
+                self.received.done();
                 let summary = result.map_err(|e| Ended::Lost(local_failure(&e)))?;
                 for (record, why) in &summary.rejected {
                     tracing::warn!(%space, %record, "a received change was not applied: {why}");
@@ -678,7 +730,11 @@ impl Connection<'_> {
                     counters.records_bootstrapped += records;
                     counters.changes_applied += summary.changes_applied as u64;
                 }
-                let effects = self.session.handle_applied(&space);
+                let mut effects = Vec::new();
+                for _ in 0..applies {
+                    effects.extend(self.session.handle_applied(&space));
+                }
+                self.apply_received();
                 self.apply(effects).await
             }
             Done::Listed { space, result } => {
@@ -776,11 +832,20 @@ impl Connection<'_> {
         self.repair_pump(space);
     }
 
-    fn repair_timeouts(&mut self) {
-        for (space, record) in self.repairs.expired() {
-            tracing::debug!(%space, %record, "no repair answer: the sync server has nothing more for it");
-            self.shared.counters().records_repaired += 1;
-            self.repair_pump(&space);
+    /// A repair message the relay did not answer in time ends the connection. The space's
+    /// cursor is kept (it is forgotten only once every record is done), so the next
+    /// connection repairs the space again. Taking the silence for the end of the record's
+    /// conversation would leave the relay without the changes it lacks, for good (found by
+    /// `holdfast-sim`: an answer later than the timeout, and the space bootstrapped
+    /// without them).
+    fn repair_timeouts(&mut self) -> Result<(), Ended> {
+        match self.repairs.expired().first() {
+            Some((space, record)) => {
+                tracing::info!(%space, %record, "no answer to a repair message in time");
+                self.shared.counters().failure("repair_timeout");
+                Err(Ended::Lost(Lost::transient(REPAIR_UNANSWERED)))
+            }
+            None => Ok(()),
         }
     }
 }
@@ -793,6 +858,8 @@ enum Done {
         space: SpaceId,
         entries: u64,
         records: u64,
+        /// The session's `Apply` effects it carried out.
+        applies: usize,
         result: crate::Result<ApplySummary>,
     },
     Listed {

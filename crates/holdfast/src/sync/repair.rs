@@ -5,8 +5,8 @@
 //! answer, which goes through the store's durable apply path before the next message is
 //! generated. It ends when the device has nothing more to say (`generate_sync_message`
 //! returns `None`), when the relay answers with an empty message (it has nothing more to
-//! say, for instance about a record whose changes it cannot take), or, as a safeguard
-//! against a lost answer, when the relay stays silent for the reply timeout.
+//! say, for instance about a record whose changes it cannot take). A relay silent for the
+//! reply timeout ends the connection: the space's repair starts again on the next one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -116,7 +116,7 @@ impl Repairs {
         }
     }
 
-    /// Conversations whose answer did not come within the reply timeout; they are over.
+    /// Conversations whose answer did not come within the reply timeout.
     pub fn expired(&mut self) -> Vec<(SpaceId, RecordId)> {
         let now = Instant::now();
         let timeout = self.reply_timeout;

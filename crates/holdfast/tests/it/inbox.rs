@@ -178,3 +178,38 @@ fn bootstrap_pages_give_the_same_records_and_the_cursor_with_the_last_page() {
     assert!(matches!(result, Err(Error::Remote(_))), "{result:?}");
     assert_eq!(bob.inbox().cursor(&space("team")).unwrap(), Some(cursor(3)));
 }
+
+/// Changes that left the outbox (acked, or received) are what a device without a cursor
+/// must repair before bootstrapping; work that never left the device is not.
+#[test]
+fn synced_changes_are_told_from_work_never_sent() {
+    let team = space("team");
+    let alice = open();
+    assert!(!alice.inbox().holds_synced_changes(&team).unwrap());
+    let (a, _) = two_notes(&alice);
+    assert!(
+        !alice.inbox().holds_synced_changes(&team).unwrap(),
+        "three local writes, never sent"
+    );
+
+    // Acked, then edited again: the edit waits in the outbox, its parents do not.
+    let batch = alice.outbox().take_batch(1000, u64::MAX).unwrap();
+    let acked: Vec<(u64, u64)> = batch.iter().map(|p| (p.entry.seq, 1)).collect();
+    alice.outbox().mark_acked(&acked).unwrap();
+    alice
+        .update(a, |tx| tx.splice_text(a, "body", 0, 0, "("))
+        .unwrap();
+    assert!(alice.inbox().holds_synced_changes(&team).unwrap());
+    assert!(!alice.inbox().holds_synced_changes(&space("other")).unwrap());
+
+    // Received from the relay.
+    let carol = open();
+    let sender = open();
+    two_notes(&sender);
+    let log = log_of(&sender, 1);
+    carol
+        .inbox()
+        .apply_changes(&team, &log, cursor(3))
+        .unwrap();
+    assert!(carol.inbox().holds_synced_changes(&team).unwrap());
+}

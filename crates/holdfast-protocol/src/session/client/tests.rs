@@ -222,6 +222,45 @@ fn welcome_pulls_each_space_and_repairs_those_of_another_epoch() {
     assert_eq!(session.cursor(&space("c")), None);
 }
 
+/// A space without a cursor whose records the device holds (its bootstrap was cut short
+/// after some of its changes were acked) is repaired before it is bootstrapped: the relay
+/// may have been restored from a backup that lacks those changes, and a bootstrap would
+/// never give them back (found by the simulation, `holdfast-sim` seed 3360).
+#[test]
+fn a_space_held_without_a_cursor_is_repaired_before_its_bootstrap() {
+    let mut session = session(&[("a", None), ("b", None), ("c", Some(cursor(2, 1)))]);
+    session.repair_before_bootstrap(&space("a"));
+    // Ignored for a space with a cursor: its epoch decides.
+    session.repair_before_bootstrap(&space("c"));
+    session.start(0);
+    let effects = feed(&mut session, &welcome(2, Limits::PROTOCOL));
+    assert_eq!(
+        effects[1..],
+        [
+            ClientEffect::Repair { space: space("a") },
+            ClientEffect::Send(Frame::Bootstrap {
+                space: space("b"),
+                from: None,
+                max_bytes: PULL_BYTES_MAX_DEFAULT
+            }),
+            ClientEffect::Send(Frame::Pull {
+                space: space("c"),
+                cursor: cursor(2, 1),
+                max_bytes: PULL_BYTES_MAX_DEFAULT
+            }),
+        ]
+    );
+    assert!(!session.is_caught_up());
+    assert_eq!(
+        session.handle_repaired(&space("a")),
+        [ClientEffect::Send(Frame::Bootstrap {
+            space: space("a"),
+            from: None,
+            max_bytes: PULL_BYTES_MAX_DEFAULT
+        })]
+    );
+}
+
 #[test]
 fn a_bootstrap_pages_through_records_then_pulls_from_its_first_base() {
     let mut session = session(&[("team", None)]);

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ pub struct Proxy {
     cut_after_bytes: Arc<AtomicUsize>,
     pub cuts: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    /// Milliseconds each read from the relay waits before it is forwarded to the device.
+    delay_to_device_ms: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -42,12 +44,14 @@ impl Proxy {
             cut_after_bytes: Arc::new(AtomicUsize::new(usize::MAX)),
             cuts: Arc::default(),
             stop: Arc::default(),
+            delay_to_device_ms: Arc::default(),
         };
-        let (live, limit, cuts, stop) = (
+        let (live, limit, cuts, stop, delay) = (
             proxy.live.clone(),
             proxy.cut_after_bytes.clone(),
             proxy.cuts.clone(),
             proxy.stop.clone(),
+            proxy.delay_to_device_ms.clone(),
         );
         std::thread::spawn(move || {
             for device in listener.incoming() {
@@ -66,9 +70,9 @@ impl Proxy {
                     live.push(relay.try_clone().unwrap());
                 }
                 let (d2, r2) = (device.try_clone().unwrap(), relay.try_clone().unwrap());
-                let (limit, cuts) = (limit.clone(), cuts.clone());
-                std::thread::spawn(move || pipe(device, relay, Some((limit, cuts))));
-                std::thread::spawn(move || pipe(r2, d2, None));
+                let (limit, cuts, delay) = (limit.clone(), cuts.clone(), delay.clone());
+                std::thread::spawn(move || pipe(device, relay, Some((limit, cuts)), None));
+                std::thread::spawn(move || pipe(r2, d2, None, Some(delay)));
             }
         });
         proxy
@@ -92,6 +96,13 @@ impl Proxy {
     pub fn cut_after(&self, bytes: usize) {
         self.cut_after_bytes.store(bytes, Ordering::Relaxed);
     }
+
+    /// From now on, what the relay sends reaches the device `delay` late (a slow link or a
+    /// busy relay).
+    pub fn delay_to_device(&self, delay: Duration) {
+        self.delay_to_device_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Proxy {
@@ -102,7 +113,12 @@ impl Drop for Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Option<(Arc<AtomicUsize>, Arc<AtomicUsize>)>) {
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    cut: Option<(Arc<AtomicUsize>, Arc<AtomicUsize>)>,
+    delay_ms: Option<Arc<AtomicU64>>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut carried = 0usize;
     loop {
@@ -110,6 +126,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Option<(Arc<AtomicUsize>, A
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(delay_ms) = &delay_ms {
+            std::thread::sleep(Duration::from_millis(delay_ms.load(Ordering::Relaxed)));
+        }
         if to.write_all(&buf[..n]).is_err() {
             break;
         }

@@ -1,9 +1,10 @@
 //! The relay restored from an older backup (and its epoch rotated): devices repair every
 //! space, so the relay again holds every change and no device lost anything.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::harness::{config, open_store, sync_once, titles, write_notes, Relay};
+use super::harness::{config, open_store, sync_once, titles, write_notes, Proxy, Relay};
+use crate::util::space;
 
 #[test]
 fn a_relay_restored_from_a_backup_is_repaired_by_the_devices() {
@@ -55,4 +56,73 @@ fn a_relay_restored_from_a_backup_is_repaired_by_the_devices() {
     sync_once(&b, config(&relay.url(), &token, &["team"]));
     assert_eq!(titles(&b, "team").len(), 26);
     eprintln!("restore: {:?}", started.elapsed());
+}
+
+/// A relay with an empty log, and a copy of its file (in its directory) to restore.
+fn relay_and_empty_backup() -> (Relay, std::path::PathBuf) {
+    let dir = Relay::start().stop();
+    let backup = dir.path().join("backup.redb");
+    std::fs::copy(dir.path().join("holdfast-relay.redb"), &backup).unwrap();
+    (Relay::start_in(dir, &[]), backup)
+}
+
+/// Stops `relay`, puts `backup` in place of its file, rotates its epoch, starts it again.
+fn restore(relay: Relay, backup: &std::path::Path) -> Relay {
+    let dir = relay.stop();
+    std::fs::copy(backup, dir.path().join("holdfast-relay.redb")).unwrap();
+    Relay::rotate_epoch(dir.path());
+    Relay::start_in(dir, &[])
+}
+
+/// A device holding records of a space without a cursor for it (a bootstrap cut short
+/// after some of its changes were acked, or the one that follows a repair) repairs the
+/// space after the relay comes back from a backup: a bootstrap would never give the relay
+/// back the acked changes it lost, and the outbox no longer holds them (found by
+/// `holdfast-sim`, seed 3360).
+#[test]
+fn a_space_held_without_a_cursor_is_repaired_after_a_restore() {
+    let (relay, backup) = relay_and_empty_backup();
+    let token = relay.token(&["team:write"]);
+    let a = open_store();
+    write_notes(&a, "team", "acked", 3, 1);
+    sync_once(&a, config(&relay.url(), &token, &["team"]));
+    assert_eq!(a.sync_summary().unwrap().pending, 0, "acked");
+    // The state a bootstrap cut short leaves.
+    a.inbox().forget_cursor(&space("team")).unwrap();
+
+    let relay = restore(relay, &backup);
+    let report = sync_once(&a, config(&relay.url(), &token, &["team"]));
+    assert!(report.records_repaired >= 3, "{report:?}");
+    let fresh = open_store();
+    sync_once(&fresh, config(&relay.url(), &token, &["team"]));
+    assert_eq!(titles(&fresh, "team").len(), 3, "the relay has them again");
+}
+
+/// A repair message answered later than the reply timeout ends the connection, and the
+/// next connection repairs the space again. Taking the silence for the end of the
+/// record's repair bootstrapped the space without giving the relay the changes it had
+/// lost (found by `holdfast-sim` with links that stall for seconds).
+#[test]
+fn a_slow_repair_answer_does_not_end_the_repair() {
+    let (relay, backup) = relay_and_empty_backup();
+    let token = relay.token(&["team:write"]);
+    let a = open_store();
+    write_notes(&a, "team", "acked", 3, 1);
+    sync_once(&a, config(&relay.url(), &token, &["team"]));
+
+    let relay = restore(relay, &backup);
+    let proxy = Proxy::new(relay.ws);
+    proxy.delay_to_device(Duration::from_millis(600));
+    let mut slow = config(&proxy.url(), &token, &["team"]);
+    slow.repair_reply_timeout = Duration::from_millis(200);
+    let report = a
+        .sync_once(slow, Instant::now() + Duration::from_secs(4))
+        .unwrap();
+    assert!(!report.complete, "the repair cannot finish: {report:?}");
+    drop(proxy);
+
+    sync_once(&a, config(&relay.url(), &token, &["team"]));
+    let fresh = open_store();
+    sync_once(&fresh, config(&relay.url(), &token, &["team"]));
+    assert_eq!(titles(&fresh, "team").len(), 3, "the relay has them again");
 }
