@@ -5,12 +5,15 @@
 //! metrics); [`Store::sync_once`] connects, pushes everything, pulls every space and
 //! returns a [`SyncReport`] before a deadline, for OS background tasks. The conversation's
 //! rules live in [`holdfast_protocol::ClientSession`]; this module carries out its
-//! effects: sockets (`transport`), redb and Automerge work on a blocking thread
-//! (`connection`), repair conversations (`repair`), reconnecting with backoff (`worker`).
+//! effects: the [`driver`] keeps one connection's state without I/O (also driven by the
+//! deterministic simulation, `holdfast-sim`); `connection` gives it a socket and a
+//! blocking thread for redb and Automerge work; `repair` tracks repair conversations;
+//! `worker` reconnects with backoff.
 
 mod backoff;
 mod config;
 mod connection;
+pub mod driver;
 mod metrics;
 mod repair;
 mod status;
@@ -24,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use backoff::{
-    HEALTHY_SESSION_MIN, PUSH_RETRY_DELAY_MAX, PUSH_RETRY_DELAY_MIN, RECONNECT_DELAY_MAX,
+    Backoff, HEALTHY_SESSION_MIN, PUSH_RETRY_DELAY_MAX, PUSH_RETRY_DELAY_MIN, RECONNECT_DELAY_MAX,
     RECONNECT_DELAY_MIN,
 };
 pub use config::{

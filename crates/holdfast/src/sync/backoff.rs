@@ -19,15 +19,17 @@ pub const PUSH_RETRY_DELAY_MIN: Duration = Duration::from_millis(500);
 /// Longest wait before resending entries the relay refused for now.
 pub const PUSH_RETRY_DELAY_MAX: Duration = Duration::from_secs(60);
 
-/// Attempts counted since the last success, and the delay bounds.
+/// Capped exponential backoff with full jitter: attempts counted since the last success,
+/// and the delay bounds. The worker's reconnect and push-retry delays.
 #[derive(Clone, Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     min: Duration,
     max: Duration,
     attempts: u32,
 }
 
 impl Backoff {
+    /// Delays between `min` and `max`.
     pub fn new(min: Duration, max: Duration) -> Self {
         Self {
             min,

@@ -39,6 +39,16 @@ impl Histogram {
         }
     }
 
+    /// Adds the observations of `other`, a histogram of the same buckets.
+    pub(crate) fn absorb(&mut self, other: &Histogram) {
+        debug_assert_eq!(self.bounds_ms, other.bounds_ms);
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum_ms = self.sum_ms.saturating_add(other.sum_ms);
+    }
+
     pub(crate) fn observe(&mut self, ms: u64) {
         let bucket = self.bounds_ms.partition_point(|&bound| bound < ms);
         self.counts[bucket] += 1;
@@ -158,6 +168,29 @@ impl Default for Counters {
 }
 
 impl Counters {
+    /// Adds `more` (a connection's counts since it was last absorbed).
+    pub fn absorb(&mut self, more: Counters) {
+        self.connects += more.connects;
+        self.reconnects += more.reconnects;
+        self.entries_sent += more.entries_sent;
+        self.entries_stored += more.entries_stored;
+        self.entries_duplicate += more.entries_duplicate;
+        self.entries_rejected += more.entries_rejected;
+        self.entry_retries += more.entry_retries;
+        self.entries_received += more.entries_received;
+        self.records_bootstrapped += more.records_bootstrapped;
+        self.changes_applied += more.changes_applied;
+        self.records_repaired += more.records_repaired;
+        self.time_to_sync.absorb(&more.time_to_sync);
+        for (kind, n) in more.failures {
+            *self.failures.entry(kind).or_default() += n;
+        }
+        self.bytes_sent_plain += more.bytes_sent_plain;
+        self.bytes_sent_wire += more.bytes_sent_wire;
+        self.bytes_received_plain += more.bytes_received_plain;
+        self.bytes_received_wire += more.bytes_received_wire;
+    }
+
     pub fn failure(&mut self, kind: &str) {
         *self.failures.entry(kind.to_owned()).or_default() += 1;
     }

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use automerge::sync;
-use tokio::time::Instant;
 
 use super::config::REPAIR_RECORDS_IN_FLIGHT;
 use crate::{RecordId, SpaceId};
@@ -39,7 +38,8 @@ enum Conversation {
     /// A message was sent; the relay's answer is awaited.
     Waiting {
         state: Box<sync::State>,
-        since: Instant,
+        /// When the message went out (monotonic ms).
+        since: u64,
     },
 }
 
@@ -85,9 +85,14 @@ impl Repairs {
     }
 
     /// The device's message for `record` went out; its answer is awaited.
-    pub fn waiting(&mut self, space: &SpaceId, record: RecordId, state: Box<sync::State>) {
+    pub fn waiting(
+        &mut self,
+        space: &SpaceId,
+        record: RecordId,
+        state: Box<sync::State>,
+        since: u64,
+    ) {
         if let Some(s) = self.spaces.get_mut(space) {
-            let since = Instant::now();
             s.active
                 .insert(record, Conversation::Waiting { state, since });
         }
@@ -117,9 +122,8 @@ impl Repairs {
     }
 
     /// Conversations whose answer did not come within the reply timeout.
-    pub fn expired(&mut self) -> Vec<(SpaceId, RecordId)> {
-        let now = Instant::now();
-        let timeout = self.reply_timeout;
+    pub fn expired(&mut self, now: u64) -> Vec<(SpaceId, RecordId)> {
+        let timeout = self.reply_timeout.as_millis() as u64;
         let mut over = Vec::new();
         for (space, s) in &mut self.spaces {
             s.active.retain(|record, c| match c {
@@ -133,13 +137,14 @@ impl Repairs {
         over
     }
 
-    /// When the next awaited answer times out.
-    pub fn next_timeout(&self) -> Option<Instant> {
+    /// When the next awaited answer times out (monotonic ms).
+    pub fn next_timeout(&self) -> Option<u64> {
+        let timeout = self.reply_timeout.as_millis() as u64;
         self.spaces
             .values()
             .flat_map(|s| s.active.values())
             .filter_map(|c| match c {
-                Conversation::Waiting { since, .. } => Some(*since + self.reply_timeout),
+                Conversation::Waiting { since, .. } => Some(*since + timeout),
                 Conversation::Working => None,
             })
             .min()

@@ -9,7 +9,8 @@ use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
 use super::backoff::{self, Backoff};
-use super::connection::{self, Ended, Lost, Mode};
+use super::connection::{self, Ended, Mode};
+use super::driver::Lost;
 use super::metrics::Counters;
 use super::status::{ConnectionState, StatusCell, SyncStatus};
 use super::transport::Endpoint;

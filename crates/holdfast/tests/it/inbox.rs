@@ -207,9 +207,6 @@ fn synced_changes_are_told_from_work_never_sent() {
     let sender = open();
     two_notes(&sender);
     let log = log_of(&sender, 1);
-    carol
-        .inbox()
-        .apply_changes(&team, &log, cursor(3))
-        .unwrap();
+    carol.inbox().apply_changes(&team, &log, cursor(3)).unwrap();
     assert!(carol.inbox().holds_synced_changes(&team).unwrap());
 }

@@ -14,12 +14,12 @@ use crate::SpaceId;
 mod tests;
 
 /// Most change bytes applied together (the first batch is always taken whole).
-pub(super) const APPLY_BYTES_MAX: usize = 8 << 20;
+pub(crate) const APPLY_BYTES_MAX: usize = 8 << 20;
 /// Most entries applied together (the first batch is always taken whole).
-pub(super) const APPLY_ENTRIES_MAX: usize = 1024;
+pub(crate) const APPLY_ENTRIES_MAX: usize = 1024;
 
 /// One effect of the session to carry out on the store thread.
-pub(super) enum Received {
+pub(crate) enum Received {
     Changes {
         space: SpaceId,
         entries: Vec<ChangeEntry>,
@@ -34,20 +34,20 @@ pub(super) enum Received {
 
 /// Received effects in the order the session handed them out, at most one applying.
 #[derive(Default)]
-pub(super) struct ReceivedQueue {
+pub(crate) struct ReceivedQueue {
     queue: VecDeque<Received>,
     busy: bool,
 }
 
 impl ReceivedQueue {
-    pub(super) fn push(&mut self, received: Received) {
+    pub(crate) fn push(&mut self, received: Received) {
         self.queue.push_back(received);
     }
 
     /// The next work, unless work is applying: a snapshot page alone, or the `Changes`
     /// of one space at the front, joined in order (the cursor is the last one's), with how
     /// many of the session's applies it carries.
-    pub(super) fn next(&mut self) -> Option<(Received, usize)> {
+    pub(crate) fn next(&mut self) -> Option<(Received, usize)> {
         if self.busy {
             return None;
         }
@@ -98,7 +98,7 @@ impl ReceivedQueue {
     }
 
     /// The work handed out by [`next`](Self::next) is done.
-    pub(super) fn done(&mut self) {
+    pub(crate) fn done(&mut self) {
         self.busy = false;
     }
 }
