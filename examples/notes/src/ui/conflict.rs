@@ -1,0 +1,104 @@
+//! The conflict screen: "Your version" and "Latest version" of a note's status, and what
+//! each key does, in plain words.
+
+use holdfast::Candidate;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::app::App;
+use crate::model;
+
+pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let Some(conflict) = &app.conflict else {
+        return;
+    };
+    let now = app.now_ms();
+    let version = |label: &str, c: &Option<Candidate>, whose: &str| -> Line<'static> {
+        match c {
+            Some(c) => Line::from(vec![
+                Span::raw(format!("  {label:<16}")).bold(),
+                Span::raw(format!("{:<12}", c.value.to_string())).fg(Color::Yellow),
+                Span::raw(format!("({whose}, {})", model::ago(now, c.at_ms))).dim(),
+            ]),
+            None => Line::from(vec![
+                Span::raw(format!("  {label:<16}")).bold(),
+                Span::raw("none on this device").dim(),
+            ]),
+        }
+    };
+    let value_of =
+        |c: &Option<Candidate>| c.as_ref().map_or(String::new(), |c| c.value.to_string());
+    let mut lines = vec![
+        Line::from(format!(
+            "The status of \"{}\" was changed on two devices at the same time.",
+            conflict.title
+        )),
+        Line::from("Nothing was lost: choose which version to keep."),
+        Line::from(""),
+        version("Your version", &conflict.mine, "this device"),
+        version("Latest version", &conflict.theirs, "another device"),
+    ];
+    if conflict.versions > 2 {
+        lines.push(Line::from(format!(
+            "  ({} versions in all; the latest from other devices is shown)",
+            conflict.versions
+        )));
+    }
+    lines.push(Line::from(""));
+    let mut cursor = None;
+    match &conflict.input {
+        Some(input) => {
+            lines.push(Line::from(
+                "Type the status to keep (draft, review or published):",
+            ));
+            lines.push(Line::from(vec![
+                Span::raw("  New status: ").bold(),
+                Span::raw(input.clone()),
+            ]));
+            cursor = Some((14 + input.chars().count(), lines.len() - 1));
+            lines.push(Line::from(""));
+            lines.push(Line::from("  Enter  Save this status"));
+            lines.push(Line::from("  Esc    Cancel"));
+        }
+        None => {
+            lines.push(Line::from(format!(
+                "  m  Keep mine: keep \"{}\"",
+                value_of(&conflict.mine)
+            )));
+            lines.push(Line::from(format!(
+                "  t  Use theirs: use \"{}\"",
+                value_of(&conflict.theirs)
+            )));
+            lines.push(Line::from("  e  Edit: type a new status"));
+            lines.push(Line::from(
+                "  Esc  Decide later (the note keeps both versions until then)",
+            ));
+        }
+    }
+    if let Some(error) = &conflict.error {
+        lines.push(Line::from(""));
+        lines.push(Line::from(error.clone()).fg(Color::Red));
+    }
+    let block = Block::bordered()
+        .title(" Choose a status ")
+        .border_style(Style::new().fg(Color::Magenta));
+    let inner = block.inner(area);
+    let text = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false });
+    frame.render_widget(text, area);
+    if let Some((x, y)) = cursor {
+        let x = inner.x
+            + u16::try_from(x)
+                .unwrap_or(0)
+                .min(inner.width.saturating_sub(1));
+        let y = inner.y
+            + u16::try_from(y)
+                .unwrap_or(0)
+                .min(inner.height.saturating_sub(1));
+        frame.set_cursor_position(Position::new(x, y));
+    }
+}
