@@ -122,7 +122,8 @@ pub fn wrap(s: &str, width: usize, cursor: usize) -> (Vec<String>, (usize, usize
             col = 0;
             continue;
         }
-        if col == width {
+        let w = char_width(c);
+        if col + w > width && col > 0 {
             rows.push(String::new());
             col = 0;
             if i == cursor {
@@ -130,14 +131,29 @@ pub fn wrap(s: &str, width: usize, cursor: usize) -> (Vec<String>, (usize, usize
             }
         }
         rows.last_mut().expect("one row at least").push(c);
-        col += 1;
+        col += w;
     }
     if cursor >= len(s) {
-        if col == width {
+        if col >= width {
             rows.push(String::new());
             col = 0;
         }
         at = (rows.len() - 1, col);
     }
     (rows, at)
+}
+
+/// The columns `s` takes on a terminal: two for a wide character (CJK, most emoji), none
+/// for a combining one.
+pub fn width(s: &str) -> usize {
+    s.chars().map(char_width).sum()
+}
+
+/// The columns the first `chars` characters of `s` take.
+pub fn width_before(s: &str, chars: usize) -> usize {
+    s.chars().take(chars).map(char_width).sum()
+}
+
+fn char_width(c: char) -> usize {
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
 }

@@ -62,3 +62,15 @@ fn text_wraps_with_the_cursor() {
     check_wrap("ab\ncd", 5, 3, &["ab", "cd"], (1, 0));
     check_wrap("ab\n", 5, 3, &["ab", ""], (1, 0));
 }
+
+/// Wide characters take two columns: the cursor after one is two columns on, and a wide
+/// character that does not fit at the end of a row starts the next.
+#[test]
+fn wide_characters_take_two_columns() {
+    check_wrap("日本", 5, 2, &["日本"], (0, 4));
+    check_wrap("日本語", 5, 3, &["日本", "語"], (1, 2));
+    check_wrap("a日本", 4, 1, &["a日", "本"], (0, 1));
+    check_wrap("a日本", 4, 3, &["a日", "本"], (1, 2));
+    assert_eq!(width("a日本"), 5);
+    assert_eq!(width_before("a日本", 2), 3);
+}

@@ -43,7 +43,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         set_cursor(
             frame,
             title,
-            usize::from(LABEL_WIDTH) + editor.title_cursor,
+            usize::from(LABEL_WIDTH) + text::width_before(&editor.note.title, editor.title_cursor),
             0,
         );
     }
@@ -54,7 +54,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         .iter()
         .map(|t| Span::raw(format!("#{t} ")).fg(Color::Blue))
         .collect();
-    let shown_before: usize = editor.note.tags.iter().map(|t| text::len(t) + 2).sum();
+    let shown_before: usize = editor.note.tags.iter().map(|t| text::width(t) + 2).sum();
     tag_spans.push(Span::raw(editor.tag_input.as_str()));
     field(
         frame,
@@ -65,7 +65,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         Line::from(tag_spans),
     );
     if editor.focus == Focus::Tags {
-        let x = usize::from(LABEL_WIDTH) + shown_before + text::len(&editor.tag_input);
+        let x = usize::from(LABEL_WIDTH) + shown_before + text::width(&editor.tag_input);
         set_cursor(frame, tags, x, 0);
     }
 
