@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod bounded;
+pub mod chunks;
 mod codec;
 mod error;
 mod frame;

@@ -568,10 +568,12 @@ fn load_from(
 /// after it.
 ///
 /// Automerge 0.12 (through hexane 1.0.0-alpha.5) panics instead of failing on some damaged
-/// documents (`hexane` lib.rs:354 unwraps an `InvalidNumber`; no upstream issue found yet,
-/// the input is `fuzz/artifacts/stored_record_decode/automerge-load-panics`), so a damaged
-/// file would take the app down. Loading runs under `catch_unwind` here, the one place
-/// stored documents are loaded, and a panic is reported as `Corrupt`.
+/// documents, after allocating tens of megabytes (`hexane` lib.rs:354 unwraps an
+/// `InvalidNumber`; the input is `fuzz/artifacts/stored_record_decode/automerge-load-panics`,
+/// the report for upstream `docs/upstream/automerge-load-panics.md`). Here, the one place
+/// stored documents are loaded, the chunks are checked first
+/// (`holdfast_protocol::chunks`: damage never reaches Automerge's parser), and loading runs
+/// under `catch_unwind` for bytes forged to pass that check: a panic is `Corrupt`.
 pub(crate) fn document(id: RecordId, snapshot: &[u8], tail: &[u8]) -> Result<Automerge> {
     std::panic::catch_unwind(|| load_document(id, snapshot, tail)).unwrap_or_else(|_| {
         Err(Error::Corrupt(format!(
@@ -581,6 +583,11 @@ pub(crate) fn document(id: RecordId, snapshot: &[u8], tail: &[u8]) -> Result<Aut
 }
 
 fn load_document(id: RecordId, snapshot: &[u8], tail: &[u8]) -> Result<Automerge> {
+    // Damaged bytes are refused before Automerge parses them (see `chunks`).
+    use holdfast_protocol::chunks::{check_chunks, CHUNK_CHANGE, CHUNK_DOCUMENT};
+    let corrupt = |what: &str, e: String| Error::Corrupt(format!("record {id}: {what}: {e}"));
+    check_chunks(snapshot, &[CHUNK_DOCUMENT, CHUNK_CHANGE]).map_err(|e| corrupt("snapshot", e))?;
+    check_chunks(tail, &[CHUNK_CHANGE]).map_err(|e| corrupt("changes", e))?;
     let mut doc = if snapshot.is_empty() {
         Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint)
     } else {

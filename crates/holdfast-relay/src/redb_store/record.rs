@@ -94,9 +94,12 @@ impl Reader {
 
 /// The document of a saved state and the changes after it.
 ///
-/// Runs under `catch_unwind`: Automerge 0.12 (hexane 1.0.0-alpha.5) panics on some damaged
-/// documents instead of failing (input: `fuzz/artifacts/stored_record_decode/
-/// automerge-load-panics`; no upstream issue found yet); a panic is reported as `Corrupt`.
+/// Automerge 0.12 (hexane 1.0.0-alpha.5) panics on some damaged documents instead of
+/// failing, after allocating tens of megabytes (input: `fuzz/artifacts/stored_record_decode/
+/// automerge-load-panics`; report for upstream: `docs/upstream/automerge-load-panics.md`).
+/// The chunks are checked first (`holdfast_protocol::chunks`: damage never reaches
+/// Automerge's parser), and building runs under `catch_unwind` for bytes forged to pass
+/// that check; a panic is reported as `Corrupt`.
 pub(crate) fn build(doc: &[u8], changes: &[Vec<u8>]) -> Result<Automerge, StoreError> {
     std::panic::catch_unwind(|| build_unguarded(doc, changes)).unwrap_or_else(|_| {
         Err(StoreError::Corrupt(
@@ -106,7 +109,14 @@ pub(crate) fn build(doc: &[u8], changes: &[Vec<u8>]) -> Result<Automerge, StoreE
 }
 
 fn build_unguarded(doc: &[u8], changes: &[Vec<u8>]) -> Result<Automerge, StoreError> {
+    use holdfast_protocol::chunks::{check_chunks, CHUNK_CHANGE, CHUNK_COMPRESSED, CHUNK_DOCUMENT};
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("record state: {e}"));
+    check_chunks(doc, &[CHUNK_DOCUMENT, CHUNK_CHANGE]).map_err(|e| corrupt(&e))?;
+    for change in changes {
+        if check_chunks(change, &[CHUNK_CHANGE, CHUNK_COMPRESSED]).map_err(|e| corrupt(&e))? != 1 {
+            return Err(corrupt(&"a stored change is not one chunk"));
+        }
+    }
     let mut built = if doc.is_empty() {
         Automerge::new()
     } else {

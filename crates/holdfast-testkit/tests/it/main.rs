@@ -189,23 +189,33 @@ fn the_stored_formats_seed_corpus_is_committed_and_current() {
 }
 
 /// Automerge 0.12 panics loading this damaged document (hexane 1.0.0-alpha.5, lib.rs:354;
-/// no upstream issue found yet) and, before failing, holds 79 MB for its 146 bytes. The
-/// panic is caught where documents are loaded, so the damage is reported as corrupt; the
-/// memory is not bounded yet, so the input lives in `fuzz/known/`, not `artifacts/`.
+/// report for upstream: `docs/upstream/automerge-load-panics.md`) and, before failing,
+/// held 79 MB for its 146 bytes. Both sides now refuse it before Automerge parses it
+/// (`holdfast_protocol::chunks`), in memory bounded by its length; the stable fuzz test
+/// replays it from `artifacts/` with the target's memory bound.
 #[test]
 fn a_document_automerge_panics_on_is_reported_as_corrupt() {
     let input =
-        std::fs::read(fuzz_dir().join("known/stored_record_decode/automerge-load-panics")).unwrap();
-    let relay = holdfast_relay::stored_rows::decode("snapshot", &input[1..]);
+        std::fs::read(fuzz_dir().join("artifacts/stored_record_decode/automerge-load-panics")).unwrap();
+    let (relay, relay_peak) = holdfast_testkit::alloc::peak_during(|| {
+        holdfast_relay::stored_rows::decode("snapshot", &input[1..])
+    });
     assert!(
         matches!(relay, Err(holdfast_relay::StoreError::Corrupt(_))),
         "{relay:?}"
     );
     let mut device = (input.len() as u32 - 2).to_le_bytes().to_vec();
     device.extend_from_slice(&input[2..]);
-    let device = holdfast::stored_rows::decode("document", &device);
+    let (device, device_peak) =
+        holdfast_testkit::alloc::peak_during(|| holdfast::stored_rows::decode("document", &device));
     assert!(
         matches!(device, Err(holdfast::Error::Corrupt(_))),
         "{device:?}"
     );
+    if holdfast_testkit::alloc::is_tracking() {
+        assert!(
+            relay_peak.max(device_peak) < 64 << 10,
+            "held {relay_peak} bytes (relay), {device_peak} (device)"
+        );
+    }
 }
