@@ -94,5 +94,5 @@ pub use redb_store::{
     COMPACT_TAIL_ENTRIES_MIN_DEFAULT, COMPACT_TAIL_PERCENT_MIN_DEFAULT, EVENT_RETENTION_MS_DEFAULT,
     PRUNE_ROWS_MAX_DEFAULT,
 };
-pub use store::{LogStore, PullResult, RecordSync, RepairReason, SnapshotPage};
+pub use store::{stored_batches, LogStore, PullResult, RecordSync, RepairReason, SnapshotPage};
 pub use tables::FORMAT_VERSION;

@@ -8,6 +8,31 @@ use holdfast_protocol::{
 
 use crate::error::StoreError;
 
+/// The entries of a push that were stored, as the log now holds them: one batch per space,
+/// in push order (what the relay delivers live to the space's subscribers).
+pub fn stored_batches(
+    pushed: Vec<PushEntry>,
+    results: &[AckResult],
+) -> Vec<(SpaceId, Vec<ChangeEntry>)> {
+    let mut batches: Vec<(SpaceId, Vec<ChangeEntry>)> = Vec::new();
+    for (entry, result) in pushed.into_iter().zip(results) {
+        let Outcome::Stored { seq } = result.outcome else {
+            continue;
+        };
+        let change = ChangeEntry {
+            seq,
+            record: entry.record,
+            event_id: entry.event_id,
+            changes: entry.changes,
+        };
+        match batches.iter_mut().find(|(space, _)| *space == entry.space) {
+            Some((_, entries)) => entries.push(change),
+            None => batches.push((entry.space, vec![change])),
+        }
+    }
+    batches
+}
+
 /// A relay's durable log of every space, as the session driver uses it.
 ///
 /// Object safe and `Send + Sync`, so a driver holds an `Arc<dyn LogStore>` and calls it

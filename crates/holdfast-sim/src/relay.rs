@@ -19,8 +19,8 @@ use holdfast_protocol::session::{
     Role,
 };
 use holdfast_protocol::{
-    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, Outcome, PushEntry, RecordId,
-    SpaceId, Token,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, PushEntry, RecordId, SpaceId,
+    Token,
 };
 use holdfast_relay::{LogStore, PullResult, RedbLogStore, StoreConfig};
 
@@ -407,22 +407,7 @@ impl Relay {
                 return Err(());
             }
         };
-        let mut batches: Vec<(SpaceId, Vec<ChangeEntry>)> = Vec::new();
-        for (entry, result) in entries.into_iter().zip(&results) {
-            let Outcome::Stored { seq } = result.outcome else {
-                continue;
-            };
-            let change = ChangeEntry {
-                seq,
-                record: entry.record,
-                event_id: entry.event_id,
-                changes: entry.changes,
-            };
-            match batches.iter_mut().find(|(space, _)| *space == entry.space) {
-                Some((_, entries)) => entries.push(change),
-                None => batches.push((entry.space, vec![change])),
-            }
-        }
+        let batches = holdfast_relay::stored_batches(entries, &results);
         let epoch = self.log().epoch();
         for (space, entries) in batches {
             let seq = entries.last().map_or(0, |e| e.seq);

@@ -9,15 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use holdfast_protocol::session::{PullReply, RequestId};
-use holdfast_protocol::{
-    AckResult, BootstrapFrom, ChangeEntry, Cursor, Outcome, PushEntry, RecordId, SpaceId,
-};
+use holdfast_protocol::{AckResult, BootstrapFrom, Cursor, Outcome, PushEntry, RecordId, SpaceId};
 use tracing::Span;
 
 use crate::error::StoreError;
 use crate::fanout::{Fanout, LiveBatch};
 use crate::metrics::Metrics;
-use crate::store::{LogStore, PullResult};
+use crate::store::{stored_batches, LogStore, PullResult};
 
 /// A finished piece of storage work, handed back to its connection.
 #[derive(Debug)]
@@ -197,22 +195,7 @@ impl Storage {
 
     /// Publishes the stored entries, one batch per space in push order.
     fn publish(&self, pushed: Vec<PushEntry>, results: &[AckResult]) {
-        let mut batches: Vec<(SpaceId, Vec<ChangeEntry>)> = Vec::new();
-        for (entry, result) in pushed.into_iter().zip(results) {
-            let Outcome::Stored { seq } = result.outcome else {
-                continue;
-            };
-            let change = ChangeEntry {
-                seq,
-                record: entry.record,
-                event_id: entry.event_id,
-                changes: entry.changes,
-            };
-            match batches.iter_mut().find(|(space, _)| *space == entry.space) {
-                Some((_, entries)) => entries.push(change),
-                None => batches.push((entry.space, vec![change])),
-            }
-        }
+        let batches = stored_batches(pushed, results);
         let epoch = self.store.epoch();
         for (space, entries) in batches {
             let seq = entries.last().map_or(0, |entry| entry.seq);
