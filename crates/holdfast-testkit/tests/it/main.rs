@@ -196,7 +196,8 @@ fn the_stored_formats_seed_corpus_is_committed_and_current() {
 #[test]
 fn a_document_automerge_panics_on_is_reported_as_corrupt() {
     let input =
-        std::fs::read(fuzz_dir().join("artifacts/stored_record_decode/automerge-load-panics")).unwrap();
+        std::fs::read(fuzz_dir().join("artifacts/stored_record_decode/automerge-load-panics"))
+            .unwrap();
     let (relay, relay_peak) = holdfast_testkit::alloc::peak_during(|| {
         holdfast_relay::stored_rows::decode("snapshot", &input[1..])
     });
