@@ -5,7 +5,7 @@
 //! messages, so the driver sees every event in one order.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -79,7 +79,7 @@ pub(crate) async fn run(
         }
     };
     let (sink, mut stream) = socket.split();
-    let clock = Clock::new();
+    let clock = Clock::new(shared.store.clone());
     let mut out = Out::default();
     let config = DriverConfig::new(&shared.store, &shared.config);
     let driver = Driver::start(config, cursors, clock.now(), &mut out);
@@ -121,23 +121,24 @@ async fn control_changed(control: &mut watch::Receiver<Control>, mode: Mode) -> 
     (now.paused && matches!(mode, Mode::Live)).then_some(Ended::Paused)
 }
 
-/// The driver's clocks: the wall clock, and milliseconds since the connection started.
+/// The driver's clocks: the store's wall clock (what entries' creation times and the
+/// app's clock are measured in), and milliseconds since the connection started.
 struct Clock {
+    store: Store,
     started: tokio::time::Instant,
 }
 
 impl Clock {
-    fn new() -> Self {
+    fn new(store: Store) -> Self {
         Clock {
+            store,
             started: tokio::time::Instant::now(),
         }
     }
 
     fn now(&self) -> Now {
         Now {
-            wall_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            wall_ms: self.store.inner.now().max(0) as u64,
             mono_ms: self.started.elapsed().as_millis() as u64,
         }
     }

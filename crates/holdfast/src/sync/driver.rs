@@ -47,8 +47,9 @@ const REPAIR_UNANSWERED: &str = "The sync server is slow to answer, retrying";
 /// Plain words for a change larger than any frame.
 const TOO_LARGE: &str = "This change is too large to send to the sync server";
 
-/// The two clocks a driver reads: the wall clock its session measures token expiry in,
-/// and a monotonic clock its timers run on.
+/// The two clocks a driver reads: the device's wall clock (the store's [`Clock`](crate::Clock):
+/// its session measures token expiry in it, and the time an entry waited from its
+/// creation), and a monotonic clock its timers run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Now {
     /// Milliseconds since the Unix epoch.
