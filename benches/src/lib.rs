@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+pub mod compare;
+pub mod relay_client;
+
 use holdfast::{Field, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig};
 
 /// The notes schema every benchmark uses.

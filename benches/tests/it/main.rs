@@ -1,0 +1,3 @@
+//! The benches crate's integration tests: the `compare` binary's smoke run.
+
+mod compare;
