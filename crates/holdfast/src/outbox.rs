@@ -359,33 +359,6 @@ impl Outbox<'_> {
     }
 }
 
-/// Rewrites the outbox rows for which `f` returns true; returns their new states.
-fn update_in(
-    txn: &WriteTransaction,
-    mut f: impl FnMut(u64, &mut OutboxRow) -> bool,
-) -> Result<Vec<(u64, RowState)>> {
-    let mut log = txn.open_table(tables::LOG)?;
-    let mut changed = Vec::new();
-    for item in log.range(tables::log_all(LOG_OUTBOX))? {
-        let (k, v) = item?;
-        let (mut row, changes) = tables::decode_outbox(v.value())?;
-        if f(k.value().1, &mut row) {
-            changed.push((
-                k.value().1,
-                row.state.clone(),
-                tables::encode_outbox(&row, changes),
-            ));
-        }
-    }
-    for (seq, _, bytes) in &changed {
-        log.insert((LOG_OUTBOX, *seq), bytes.as_slice())?;
-    }
-    Ok(changed
-        .into_iter()
-        .map(|(seq, state, _)| (seq, state))
-        .collect())
-}
-
 /// Moves outbox entry `seq` to the journal; false if there is no such entry.
 fn retire(log: &mut LogTable<'_>, seq: u64) -> Result<bool> {
     let removed = log.remove((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec());
@@ -404,13 +377,34 @@ fn retire(log: &mut LogTable<'_>, seq: u64) -> Result<bool> {
     Ok(true)
 }
 
-/// Reads the whole outbox into a fresh in-memory index (at open).
-pub(crate) fn load_index(txn: &WriteTransaction) -> Result<OutboxIndex> {
-    let log = txn.open_table(tables::LOG)?;
+/// At open, in one pass over the outbox: its in-memory index, with the entries that were
+/// being sent when the process stopped put back in the queue (when `requeue_sending`; a
+/// read-only store leaves the file alone). Every row is decoded once: with many pending
+/// changes this pass is most of the time `Store::open` takes.
+pub(crate) fn open_index(txn: &WriteTransaction, requeue_sending: bool) -> Result<OutboxIndex> {
     let mut index = OutboxIndex::default();
-    for item in log.range(tables::log_all(LOG_OUTBOX))? {
-        let (k, v) = item?;
-        index.insert(k.value().1, &tables::decode_outbox(v.value())?.0);
+    let mut requeued = Vec::new();
+    {
+        let log = txn.open_table(tables::LOG)?;
+        for item in log.range(tables::log_all(LOG_OUTBOX))? {
+            let (k, v) = item?;
+            let seq = k.value().1;
+            let (mut row, changes) = tables::decode_outbox(v.value())?;
+            if requeue_sending && requeue(&mut row) {
+                requeued.push((seq, tables::encode_outbox(&row, changes)));
+            }
+            index.insert(seq, &row);
+        }
+    }
+    if !requeued.is_empty() {
+        tracing::debug!(
+            entries = requeued.len(),
+            "entries being sent when the store closed are queued again"
+        );
+        let mut log = txn.open_table(tables::LOG)?;
+        for (seq, bytes) in &requeued {
+            log.insert((LOG_OUTBOX, *seq), bytes.as_slice())?;
+        }
     }
     Ok(index)
 }
@@ -422,10 +416,4 @@ fn requeue(row: &mut OutboxRow) -> bool {
         row.state = RowState::Queued;
     }
     hit
-}
-
-/// At open: entries that were being sent when the process stopped go back in the queue.
-pub(crate) fn requeue_sending_in(txn: &WriteTransaction) -> Result<usize> {
-    let changed = update_in(txn, |_, row| requeue(row))?;
-    Ok(changed.len())
 }

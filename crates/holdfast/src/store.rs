@@ -192,10 +192,7 @@ impl Store {
         let txn = db.begin_write()?;
         tables::create_all(&txn)?;
         let (device, schema, read_only) = open_meta(&txn, &config.schema)?;
-        if read_only.is_none() {
-            crate::outbox::requeue_sending_in(&txn)?;
-        }
-        let outbox = crate::outbox::load_index(&txn)?;
+        let outbox = crate::outbox::open_index(&txn, read_only.is_none())?;
         let log = txn.open_table(tables::LOG)?;
         let log_next = tables::log_last(&log, tables::LOG_OUTBOX)?
             .max(tables::log_last(&log, tables::LOG_JOURNAL)?)
