@@ -1,5 +1,8 @@
 //! `compare --quick` on tiny sizes, Holdfast and samod only (no npm needed): every
-//! workload but the fan-out runs, finishes, and writes its JSON report.
+//! workload but the fan-out runs, finishes, and writes its JSON report. The typing
+//! workload replays `tests/data/automerge-paper-first-1000.json.gz`, the first 1,000
+//! edits of the `automerge-paper` trace (from `../shared/data/editing-traces/`, which a
+//! clone of this repository alone does not have), with the text they produce.
 
 use std::process::Command;
 
@@ -16,6 +19,11 @@ fn quick_run_of_holdfast_and_samod_reports_every_workload() {
             "1,2,3,4,6",
         ])
         .args(["--n", "50", "--edits", "500", "--cold-records", "300"])
+        .arg("--trace")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/automerge-paper-first-1000.json.gz"
+        ))
         .args(["--time-limit", "60", "--out"])
         .arg(&out)
         .arg("--work-dir")
