@@ -8,9 +8,15 @@
 //! reconnects. Batches of one space may reach a connection out of order (two group commits
 //! publish from two threads); devices tolerate it by pulling on a gap.
 //!
+//! A batch names the connection that stored it (its [`Author`]). That connection is sent
+//! the batch's entries without their change bytes: its device pushed them from its own
+//! store, so it holds them, and the entries' positions alone move its cursor past them.
+//! Every other connection gets them whole.
+//!
 //! A backend spanning several relays (Postgres `LISTEN/NOTIFY`) implements [`Fanout`] by
 //! sending each published batch (or its space and cursor) to the other nodes and offering
-//! what it receives to its local sinks, as [`LocalFanout`] does.
+//! what it receives to its local sinks, as [`LocalFanout`] does. An [`Author`] cannot leave
+//! its process, so a batch from another node has none and reaches every connection whole.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,7 +30,7 @@ use tokio::sync::mpsc;
 mod tests;
 
 /// Delivers the entries every connection stores to the connections subscribed to their
-/// space, the storing one included.
+/// space, the storing one included (see [`Author`]).
 pub trait Fanout: Send + Sync {
     /// Offers `batch` to every subscriber of `batch.space`. Called once per space and
     /// durable store, right after the commit, from a blocking thread; must not wait.
@@ -46,8 +52,29 @@ pub struct LiveBatch {
     pub next_cursor: Cursor,
     /// When the store that holds them returned, for the fan-out latency metric.
     pub stored_at: Instant,
-    /// The `Changes` frame carrying the batch, encoded once for every subscriber.
+    /// The connection that stored the entries, if it is in this process.
+    author: Option<Author>,
+    /// The `Changes` frame carrying the batch, encoded once for every subscriber but its
+    /// author.
     encoded: OnceLock<Option<Encoded>>,
+}
+
+/// A connection that stores entries, named in the batches it publishes so it can be told
+/// apart from the other subscribers. Compared by identity: it cannot be forged, copied to
+/// another process, or mistaken for a later connection.
+#[derive(Clone, Debug, Default)]
+pub struct Author(Arc<()>);
+
+impl Author {
+    /// A new connection's identity.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `self` and `other` are the same connection.
+    pub fn is(&self, other: &Author) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// A frame's bytes and its size before compression.
@@ -65,8 +92,20 @@ impl LiveBatch {
             entries,
             next_cursor,
             stored_at: Instant::now(),
+            author: None,
             encoded: OnceLock::new(),
         }
+    }
+
+    /// The batch as stored by the connection `author`.
+    pub fn by(mut self, author: Author) -> Self {
+        self.author = Some(author);
+        self
+    }
+
+    /// Whether `connection` stored this batch: its device holds the entries' changes.
+    pub fn is_by(&self, connection: &Author) -> bool {
+        self.author.as_ref().is_some_and(|a| a.is(connection))
     }
 
     /// The batch as the `Changes` frame a session sends for it, encoded by the first

@@ -82,7 +82,7 @@ mod tables;
 
 pub use auth::{mint_token, Claims, JwtAuthenticator, MintError, RoleClaim, TokenRequest};
 pub use config::{ConfigError, ServerConfig, ServerLimits, TlsFiles};
-pub use fanout::{Fanout, LiveBatch, LiveSink, LocalFanout, Subscription};
+pub use fanout::{Author, Fanout, LiveBatch, LiveSink, LocalFanout, Subscription};
 pub use metrics::Metrics;
 pub use secret::{Secret, SecretError};
 pub use server::{Backends, Server, ServerError, ShutdownSignal};

@@ -48,6 +48,7 @@
 //! buffer's capacity afterwards.
 
 mod connection;
+pub mod driver;
 mod queue;
 mod storage;
 mod tls;

@@ -1,37 +1,37 @@
-//! The relay: a real `RedbLogStore` and one `RelaySession` per connection, driven the way
-//! the server drives them (`crates/holdfast-relay/src/server/connection.rs` and
-//! `storage.rs`), synchronously.
+//! The relay: a real `RedbLogStore`, and for each connection the server's own
+//! `RelayDriver` (`holdfast_relay::server::driver`: the `RelaySession` and the glue
+//! `server/connection.rs` runs around it), on the simulated clock, in one thread.
 //!
-//! As in the server, one connection's stores run one at a time in push order, while its
-//! pulls, bootstraps and repairs run in any order (the server runs them on a blocking
-//! pool); the simulation picks which finishes next. What a store stored is published to
-//! every connection subscribed to the space, the pushing one included, through a live
-//! queue per connection that the simulation drains at steps of its choosing, as the
-//! server's fan-out inboxes are. The session reads only while it wants to
-//! (backpressure). What is left out: the send queue's slow-consumer limit, metrics.
+//! The driver hands out storage work, which waits here as on the server's blocking pool
+//! until the simulation picks a piece to finish; the driver hands out one store of a
+//! connection at a time, so stores still commit in push order, while pulls, bootstraps and
+//! repairs finish in any order. Running a piece is this module's stand-in for the server's
+//! `server/storage.rs`: the log store's call, then what it stored is published to every
+//! connection subscribed to the space, the storing one included (named as its author, so
+//! its driver sends it the entries without their changes), through a live queue per
+//! connection that the simulation drains at steps of its choosing, as the server's fan-out
+//! inboxes are. What is left out: the socket, the send queue and the live inboxes' limits
+//! (slow consumers), metrics.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use holdfast_protocol::session::{
-    AuthError, Authenticator, Grants, PullReply, RelayConfig, RelayEffect, RelaySession, RequestId,
-    Role,
-};
+use holdfast_protocol::session::{AuthError, Authenticator, Grants, PullReply, RelayConfig, Role};
 use holdfast_protocol::{
-    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, PushEntry, RecordId, SpaceId,
-    Token,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, Frame, PushEntry, RecordId, SpaceId, Token,
 };
-use holdfast_relay::{LogStore, PullResult, RedbLogStore, StoreConfig};
+use holdfast_relay::config::TICK_INTERVAL;
+use holdfast_relay::server::driver::{self, Done, RelayDriver, Work};
+use holdfast_relay::{LogStore, PullResult, RedbLogStore, StoreConfig, StoreError};
 
 use crate::rng::Rng;
 
 /// The token every simulated device presents.
 pub const TOKEN: &str = "sim-device";
 
-/// `Repair` messages of one connection in storage at once (the server's
-/// `REPAIRS_IN_FLIGHT_MAX`); at that many it stops reading.
-const REPAIRS_IN_FLIGHT_MAX: usize = 4;
+/// How often the server ticks each connection.
+const TICK_MS: u64 = TICK_INTERVAL.as_millis() as u64;
 
 /// Grants every simulated device write access to the simulation's spaces.
 pub struct SimAuth {
@@ -64,45 +64,24 @@ impl Authenticator for SimAuth {
     }
 }
 
-/// Storage work of a connection other than stores: any order.
-enum Read {
-    Pull {
-        request_id: RequestId,
-        space: SpaceId,
-        cursor: Cursor,
-        max_bytes: u64,
-    },
-    Bootstrap {
-        request_id: RequestId,
-        space: SpaceId,
-        from: Option<BootstrapFrom>,
-        max_bytes: u64,
-    },
-    Repair {
-        space: SpaceId,
-        record: RecordId,
-        message: Vec<u8>,
-        may_write: bool,
-    },
-}
-
 /// Entries stored, to deliver live to subscribed connections.
 #[derive(Clone, Debug)]
 struct LiveBatch {
     space: SpaceId,
     entries: Vec<ChangeEntry>,
     next_cursor: Cursor,
+    /// The wire of the connection that stored them (the server's `Author`).
+    author: u64,
 }
 
 /// The relay's side of one connection.
 pub struct RelayConn {
-    session: RelaySession,
+    driver: RelayDriver,
     subscribed: Vec<SpaceId>,
-    /// Stores in push order; the first is the one running.
-    stores: VecDeque<(RequestId, Vec<PushEntry>)>,
-    reads: Vec<Read>,
+    /// Storage work handed out and not finished: on the server's blocking pool, where any
+    /// piece may finish next.
+    work: Vec<Work>,
     live: VecDeque<LiveBatch>,
-    repairs_in_flight: usize,
     /// When the session is next ticked.
     pub next_tick: u64,
 }
@@ -110,12 +89,12 @@ pub struct RelayConn {
 impl RelayConn {
     /// Whether the connection reads its next message (backpressure).
     pub fn wants_read(&self) -> bool {
-        self.session.wants_read() && self.repairs_in_flight < REPAIRS_IN_FLIGHT_MAX
+        self.driver.wants_read()
     }
 
     /// Whether storage work or live batches wait.
     pub fn busy(&self) -> bool {
-        !self.stores.is_empty() || !self.reads.is_empty() || !self.live.is_empty()
+        !self.work.is_empty() || !self.live.is_empty()
     }
 }
 
@@ -186,47 +165,43 @@ impl Relay {
         let mut config = self.setup.session.clone();
         config.relay_id = store.relay_id();
         config.epoch = store.epoch();
-        let session = RelaySession::new(config, self.auth.clone(), now);
+        let driver = RelayDriver::new(config, self.auth.clone(), now);
         self.conns.insert(
             wire,
             RelayConn {
-                session,
+                driver,
                 subscribed: Vec::new(),
-                stores: VecDeque::new(),
-                reads: Vec::new(),
+                work: Vec::new(),
                 live: VecDeque::new(),
-                repairs_in_flight: 0,
-                next_tick: now + 1_000,
+                next_tick: now + TICK_MS,
             },
         );
     }
 
-    /// The connection ended (its socket closed or failed). The store running finishes if
-    /// `running_finishes` (it was on the blocking pool already, and the server cannot
-    /// cancel it), as does a repair in storage; the rest is dropped.
+    /// The connection ended (its socket closed or failed). The storage work it handed out
+    /// finishes if `running_finishes` (it was on the blocking pool already, and the server
+    /// cannot cancel it): its store and its repairs write; its reads are dropped.
     pub fn disconnect(&mut self, wire: u64, running_finishes: bool, now: u64, out: &mut RelayOut) {
-        let Some(mut conn) = self.conns.remove(&wire) else {
+        let Some(conn) = self.conns.remove(&wire) else {
             return;
         };
         if !running_finishes {
             return;
         }
-        if let Some((_, entries)) = conn.stores.pop_front() {
-            if let Ok(results) = self.store_entries(entries.clone(), now, out) {
+        // Reads have nothing to finish for a connection that is gone.
+        let writes = conn
+            .work
+            .into_iter()
+            .filter(|work| matches!(work, Work::Store { .. } | Work::Repair { .. }));
+        for work in writes {
+            if let Done::Stored {
+                result: Ok(results),
+                ..
+            } = self.run(wire, work, now, out)
+            {
                 out.notes.push(format!(
                     "a store of a closed connection finished: {results:?}"
                 ));
-            }
-        }
-        for read in conn.reads.drain(..) {
-            if let Read::Repair {
-                space,
-                record,
-                message,
-                may_write,
-            } = read
-            {
-                let _ = self.sync_record(&space, record, &message, may_write, out);
             }
         }
     }
@@ -245,150 +220,180 @@ impl Relay {
 
     /// A message from the device on `wire`.
     pub fn received(&mut self, wire: u64, bytes: &[u8], now: u64, out: &mut RelayOut) {
-        let Some(conn) = self.conns.get_mut(&wire) else {
-            return;
-        };
-        let effects = conn.session.handle_bytes(bytes, now);
-        self.apply(wire, effects, out);
+        self.drive(wire, out, |driver, o| driver.received(bytes, now, o));
     }
 
     /// The once-a-second tick of one connection.
     pub fn tick(&mut self, wire: u64, now: u64, out: &mut RelayOut) {
-        let Some(conn) = self.conns.get_mut(&wire) else {
-            return;
-        };
-        conn.next_tick = now + 1_000;
-        let effects = conn.session.handle_tick(now);
-        self.apply(wire, effects, out);
+        if let Some(conn) = self.conns.get_mut(&wire) {
+            conn.next_tick = now + TICK_MS;
+        }
+        self.drive(wire, out, |driver, o| driver.tick(now, o));
     }
 
-    /// Storage work that may finish now, as `(wire, what)`: the running store of each
-    /// connection, each of its reads, its next live batch.
-    pub fn ready(&self) -> Vec<(u64, Work)> {
+    /// What may finish now, as `(wire, task)`: each piece of each connection's storage
+    /// work, its next live batch.
+    pub fn ready(&self) -> Vec<(u64, Task)> {
         let mut ready = Vec::new();
         for (wire, conn) in &self.conns {
-            if !conn.stores.is_empty() {
-                ready.push((*wire, Work::Store));
-            }
-            for i in 0..conn.reads.len() {
-                ready.push((*wire, Work::Read(i)));
+            for i in 0..conn.work.len() {
+                ready.push((*wire, Task::Work(i)));
             }
             if !conn.live.is_empty() {
-                ready.push((*wire, Work::Live));
+                ready.push((*wire, Task::Live));
             }
         }
         ready
     }
 
-    /// Finishes one piece of work of `wire`.
-    pub fn work(&mut self, wire: u64, work: Work, now: u64, out: &mut RelayOut) {
+    /// Finishes one task of `wire`.
+    pub fn finish(&mut self, wire: u64, task: Task, now: u64, out: &mut RelayOut) {
         let Some(conn) = self.conns.get_mut(&wire) else {
             return;
         };
-        match work {
-            Work::Store => {
-                let Some((request_id, entries)) = conn.stores.pop_front() else {
-                    return;
-                };
-                let effects = match self.store_entries(entries, now, out) {
-                    Ok(results) => self
-                        .conn(wire)
-                        .session
-                        .handle_store_result(request_id, results),
-                    // Nothing of the push is acknowledged; the device resends it.
-                    Err(()) => return self.fail(wire, ErrorCode::Internal, out),
-                };
-                self.driver_result(wire, effects, out);
+        match task {
+            Task::Work(i) => {
+                let work = conn.work.swap_remove(i);
+                let done = self.run(wire, work, now, out);
+                self.drive(wire, out, |driver, o| driver.done(done, o));
             }
-            Work::Read(i) => {
-                let read = conn.reads.swap_remove(i);
-                self.read(wire, read, out);
-            }
-            Work::Live => {
+            Task::Live => {
                 let batch = conn.live.pop_front().expect("a live batch waits");
-                let effects =
-                    conn.session
-                        .handle_live(&batch.space, &batch.entries, batch.next_cursor);
-                self.apply(wire, effects, out);
+                let own = batch.author == wire;
+                if own {
+                    let (n, space) = (batch.entries.len(), &batch.space);
+                    out.notes.push(format!(
+                        "wire {wire} hears its own {n} entries of {space} without their changes"
+                    ));
+                }
+                self.drive(wire, out, |driver, o| {
+                    driver.live(&batch.space, &batch.entries, batch.next_cursor, own, o);
+                });
             }
         }
     }
 
-    fn conn(&mut self, wire: u64) -> &mut RelayConn {
-        self.conns.get_mut(&wire).expect("a live connection")
+    /// Feeds the driver of `wire` one event and carries out its answer: frames to send,
+    /// storage work to hold, the spaces to deliver live, the close.
+    fn drive(
+        &mut self,
+        wire: u64,
+        out: &mut RelayOut,
+        event: impl FnOnce(&mut RelayDriver, &mut driver::Out),
+    ) {
+        let Some(conn) = self.conns.get_mut(&wire) else {
+            return;
+        };
+        let mut asked = driver::Out::default();
+        event(&mut conn.driver, &mut asked);
+        out.anomalies.extend(asked.problems);
+        conn.work.extend(asked.work);
+        if let Some(spaces) = asked.subscribe {
+            conn.subscribed = spaces;
+        }
+        out.sends
+            .extend(asked.frames.into_iter().map(|frame| (wire, frame)));
+        if let Some(reason) = asked.close {
+            out.notes.push(format!("relay closes: {reason:?}"));
+            out.closes.push(wire);
+            self.conns.remove(&wire);
+        }
     }
 
-    fn read(&mut self, wire: u64, read: Read, out: &mut RelayOut) {
-        match read {
-            Read::Pull {
+    /// Does a piece of storage work of the connection on `wire`, as the server's
+    /// `storage.rs` does. A storage error is an anomaly: the simulation's disk does not
+    /// fail, and its devices send no bad sync message.
+    fn run(&mut self, wire: u64, work: Work, now: u64, out: &mut RelayOut) -> Done {
+        match work {
+            Work::Store {
+                request_id,
+                entries,
+            } => Done::Stored {
+                request_id,
+                result: self.store_entries(wire, entries, now, out),
+            },
+            Work::Pull {
                 request_id,
                 space,
                 cursor,
                 max_bytes,
-            } => {
-                let reply = match self.log().pull(&space, Some(cursor), max_bytes) {
-                    Ok(PullResult::Changes {
-                        entries,
-                        next_cursor,
-                        more,
-                    }) => PullReply::Changes {
-                        entries,
-                        next_cursor,
-                        more,
-                    },
-                    Ok(PullResult::Repair { reason }) => {
-                        out.notes
-                            .push(format!("pull of {space} needs a repair: {reason:?}"));
-                        PullReply::Repair {
-                            messages: Vec::new(),
-                        }
-                    }
-                    Ok(other) => {
-                        out.anomalies.push(format!("unknown pull result {other:?}"));
-                        PullReply::Failed
-                    }
-                    Err(e) => {
-                        out.anomalies.push(format!("pull of {space} failed: {e}"));
-                        PullReply::Failed
-                    }
-                };
-                let effects = self.conn(wire).session.handle_pulled(request_id, reply);
-                self.driver_result(wire, effects, out);
-            }
-            Read::Bootstrap {
+            } => Done::Pulled {
+                request_id,
+                reply: self.pull(&space, cursor, max_bytes, out),
+            },
+            Work::Bootstrap {
                 request_id,
                 space,
                 from,
                 max_bytes,
-            } => {
-                let reply = match self.log().bootstrap(&space, from, max_bytes) {
-                    Ok(page) => page.into(),
-                    Err(e) => {
-                        out.anomalies
-                            .push(format!("bootstrap of {space} failed: {e}"));
-                        PullReply::Failed
-                    }
-                };
-                let effects = self.conn(wire).session.handle_pulled(request_id, reply);
-                self.driver_result(wire, effects, out);
-            }
-            Read::Repair {
+            } => Done::Pulled {
+                request_id,
+                reply: self.bootstrap(&space, from, max_bytes, out),
+            },
+            Work::Repair {
                 space,
                 record,
                 message,
                 may_write,
             } => {
-                self.conn(wire).repairs_in_flight -= 1;
-                let reply = match self.sync_record(&space, record, &message, may_write, out) {
-                    Ok(reply) => reply,
-                    Err(()) => return self.fail(wire, ErrorCode::Internal, out),
-                };
-                // An empty message ends the device's conversation without a timeout.
-                let effects =
-                    self.conn(wire)
-                        .session
-                        .send_repair(space, record, reply.unwrap_or_default());
-                self.apply(wire, effects, out);
+                let reply = self.sync_record(wire, &space, record, &message, may_write, out);
+                Done::Repaired {
+                    space,
+                    record,
+                    reply,
+                }
+            }
+        }
+    }
+
+    fn pull(
+        &self,
+        space: &SpaceId,
+        cursor: Cursor,
+        max_bytes: u64,
+        out: &mut RelayOut,
+    ) -> PullReply {
+        match self.log().pull(space, Some(cursor), max_bytes) {
+            Ok(PullResult::Changes {
+                entries,
+                next_cursor,
+                more,
+            }) => PullReply::Changes {
+                entries,
+                next_cursor,
+                more,
+            },
+            Ok(PullResult::Repair { reason }) => {
+                out.notes
+                    .push(format!("pull of {space} needs a repair: {reason:?}"));
+                PullReply::Repair {
+                    messages: Vec::new(),
+                }
+            }
+            Ok(other) => {
+                out.anomalies.push(format!("unknown pull result {other:?}"));
+                PullReply::Failed
+            }
+            Err(e) => {
+                out.anomalies.push(format!("pull of {space} failed: {e}"));
+                PullReply::Failed
+            }
+        }
+    }
+
+    fn bootstrap(
+        &self,
+        space: &SpaceId,
+        from: Option<BootstrapFrom>,
+        max_bytes: u64,
+        out: &mut RelayOut,
+    ) -> PullReply {
+        match self.log().bootstrap(space, from, max_bytes) {
+            Ok(page) => page.into(),
+            Err(e) => {
+                out.anomalies
+                    .push(format!("bootstrap of {space} failed: {e}"));
+                PullReply::Failed
             }
         }
     }
@@ -396,22 +401,19 @@ impl Relay {
     /// Stores entries durably and publishes what was stored, as the server's `store`.
     fn store_entries(
         &mut self,
+        wire: u64,
         entries: Vec<PushEntry>,
         now: u64,
         out: &mut RelayOut,
-    ) -> Result<Vec<AckResult>, ()> {
-        let results = match self.log().store_at(entries.clone(), now) {
-            Ok(results) => results,
-            Err(e) => {
-                out.anomalies.push(format!("relay store failed: {e}"));
-                return Err(());
-            }
-        };
+    ) -> Result<Vec<AckResult>, StoreError> {
+        let results = self.log().store_at(entries.clone(), now).inspect_err(|e| {
+            out.anomalies.push(format!("relay store failed: {e}"));
+        })?;
         let batches = holdfast_relay::stored_batches(entries, &results);
         let epoch = self.log().epoch();
         for (space, entries) in batches {
             let seq = entries.last().map_or(0, |e| e.seq);
-            self.publish(space, entries, Cursor { epoch, seq });
+            self.publish(wire, space, entries, Cursor { epoch, seq });
         }
         Ok(results)
     }
@@ -419,44 +421,51 @@ impl Relay {
     /// Answers one repair message, storing and publishing what it brings.
     fn sync_record(
         &mut self,
+        wire: u64,
         space: &SpaceId,
         record: RecordId,
         message: &[u8],
         may_write: bool,
         out: &mut RelayOut,
-    ) -> Result<Option<Vec<u8>>, ()> {
-        match self.log().sync_record(space, record, message, may_write) {
-            Ok(sync) => {
-                if let Some(rejected) = &sync.rejected {
-                    out.notes
-                        .push(format!("repair changes of {record} rejected: {rejected:?}"));
-                }
-                if let Some(last) = sync.stored.last() {
-                    out.notes.push(format!(
-                        "stored by repair: {record}, {} entries",
-                        sync.stored.len()
-                    ));
-                    let next_cursor = Cursor {
-                        epoch: self.log().epoch(),
-                        seq: last.seq,
-                    };
-                    self.publish(space.clone(), sync.stored, next_cursor);
-                }
-                Ok(sync.reply)
-            }
-            Err(e) => {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let sync = self
+            .log()
+            .sync_record(space, record, message, may_write)
+            .inspect_err(|e| {
                 out.anomalies
-                    .push(format!("repair of {record} failed: {e}"));
-                Err(())
-            }
+                    .push(format!("repair of {record} failed: {e}"))
+            })?;
+        if let Some(rejected) = &sync.rejected {
+            out.notes
+                .push(format!("repair changes of {record} rejected: {rejected:?}"));
         }
+        if let Some(last) = sync.stored.last() {
+            out.notes.push(format!(
+                "stored by repair: {record}, {} entries",
+                sync.stored.len()
+            ));
+            let next_cursor = Cursor {
+                epoch: self.log().epoch(),
+                seq: last.seq,
+            };
+            self.publish(wire, space.clone(), sync.stored, next_cursor);
+        }
+        Ok(sync.reply)
     }
 
-    fn publish(&mut self, space: SpaceId, entries: Vec<ChangeEntry>, next_cursor: Cursor) {
+    /// Queues what the connection on `wire` stored for every subscribed connection.
+    fn publish(
+        &mut self,
+        wire: u64,
+        space: SpaceId,
+        entries: Vec<ChangeEntry>,
+        next_cursor: Cursor,
+    ) {
         let batch = LiveBatch {
             space,
             entries,
             next_cursor,
+            author: wire,
         };
         for conn in self.conns.values_mut() {
             if conn.subscribed.contains(&batch.space) {
@@ -464,105 +473,13 @@ impl Relay {
             }
         }
     }
-
-    fn driver_result(
-        &mut self,
-        wire: u64,
-        effects: Result<Vec<RelayEffect>, holdfast_protocol::session::DriverError>,
-        out: &mut RelayOut,
-    ) {
-        match effects {
-            Ok(effects) => self.apply(wire, effects, out),
-            Err(e) => {
-                out.anomalies.push(format!("relay driver error: {e}"));
-                self.fail(wire, ErrorCode::Internal, out);
-            }
-        }
-    }
-
-    /// Ends a connection for a reason the session cannot see: `Error`, then close.
-    fn fail(&mut self, wire: u64, code: ErrorCode, out: &mut RelayOut) {
-        out.sends.push((
-            wire,
-            Frame::Error {
-                code,
-                message: "relay failed".into(),
-            },
-        ));
-        out.closes.push(wire);
-        self.conns.remove(&wire);
-    }
-
-    /// Carries out a session's effects, in order.
-    fn apply(&mut self, wire: u64, effects: Vec<RelayEffect>, out: &mut RelayOut) {
-        for effect in effects {
-            let Some(conn) = self.conns.get_mut(&wire) else {
-                return;
-            };
-            match effect {
-                RelayEffect::Send(frame) => out.sends.push((wire, frame)),
-                RelayEffect::Close(reason) => {
-                    out.notes.push(format!("relay closes: {reason:?}"));
-                    out.closes.push(wire);
-                    self.conns.remove(&wire);
-                    return;
-                }
-                RelayEffect::Subscribe { spaces } => conn.subscribed = spaces,
-                RelayEffect::Store {
-                    request_id,
-                    entries,
-                } => conn.stores.push_back((request_id, entries)),
-                RelayEffect::Pull {
-                    request_id,
-                    space,
-                    cursor,
-                    max_bytes,
-                } => conn.reads.push(Read::Pull {
-                    request_id,
-                    space,
-                    cursor,
-                    max_bytes,
-                }),
-                RelayEffect::Bootstrap {
-                    request_id,
-                    space,
-                    from,
-                    max_bytes,
-                } => conn.reads.push(Read::Bootstrap {
-                    request_id,
-                    space,
-                    from,
-                    max_bytes,
-                }),
-                RelayEffect::Repair {
-                    space,
-                    record,
-                    message,
-                    may_write,
-                } => {
-                    conn.repairs_in_flight += 1;
-                    conn.reads.push(Read::Repair {
-                        space,
-                        record,
-                        message,
-                        may_write,
-                    });
-                }
-                other => out
-                    .notes
-                    .push(format!("relay effect not handled: {other:?}")),
-            }
-        }
-    }
 }
 
-/// A piece of a connection's storage work that can finish.
+/// Something of a connection that can finish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Work {
-    /// The running store.
-    Store,
-    /// The read at this index.
-    Read(usize),
+pub enum Task {
+    /// The piece of storage work at this index.
+    Work(usize),
     /// The next live batch.
     Live,
 }

@@ -22,7 +22,7 @@ use crate::model::Model;
 use crate::net::{Dir, LinkFaults, Packet, Sent, Wire};
 use crate::ops::{self, SPACES};
 use crate::params::Params;
-use crate::relay::{Relay, RelayOut, RelaySetup, SimAuth, Work, TOKEN};
+use crate::relay::{Relay, RelayOut, RelaySetup, SimAuth, Task, TOKEN};
 use crate::rng::Rng;
 use holdfast::sync::driver::Lost;
 
@@ -102,7 +102,7 @@ enum Action {
     DeviceTimer(usize),
     Connect(usize),
     DeviceStart(usize),
-    RelayWork(u64, Work),
+    RelayTask(u64, Task),
     RelayTick(u64),
     RelayStart,
     UserOp(usize),
@@ -428,8 +428,8 @@ impl Sim {
             }
         }
         if self.relay.store.is_some() {
-            for (wire, work) in self.relay.ready() {
-                ready.push(Action::RelayWork(wire, work));
+            for (wire, task) in self.relay.ready() {
+                ready.push(Action::RelayTask(wire, task));
             }
             for (wire, conn) in &self.relay.conns {
                 if conn.next_tick <= now {
@@ -512,9 +512,9 @@ impl Sim {
                 self.devices[i].next_connect_at = self.now;
                 self.scan_outbox(i)
             }
-            Action::RelayWork(wire, work) => {
+            Action::RelayTask(wire, task) => {
                 let mut out = RelayOut::default();
-                self.relay.work(wire, work, self.relay_ms(), &mut out);
+                self.relay.finish(wire, task, self.relay_ms(), &mut out);
                 self.relay_out(out)
             }
             Action::RelayTick(wire) => {
@@ -998,7 +998,7 @@ impl Sim {
 }
 
 /// Trace lines counted in [`Stats::coverage`]: (what the line contains, name).
-const COVERAGE: [(&str, &str); 14] = [
+const COVERAGE: [(&str, &str); 15] = [
     ("repairing ", "repair started"),
     ("repair of ", "repair step"),
     ("no answer in time", "repair timed out"),
@@ -1016,6 +1016,7 @@ const COVERAGE: [(&str, &str); 14] = [
         "a store of a closed connection finished",
         "store after close",
     ),
+    ("without their changes", "own entries heard back"),
 ];
 
 /// How likely an action is chosen among those ready.

@@ -42,7 +42,10 @@ impl Inbox<'_> {
     }
 
     /// Applies `entries` of `space`'s log (a `Changes` frame) and stores `next_cursor`, in
-    /// one durable transaction. Entries already held change nothing.
+    /// one durable transaction. Entries already held change nothing, and entries without
+    /// changes are passed over without touching their record: the relay sends a device's
+    /// own entries back that way, to move its cursor past them. When nothing is left to
+    /// apply, the transaction stores only the cursor.
     ///
     /// A record whose changes cannot be applied is listed in the summary's `rejected` and
     /// left as it was; the cursor still moves past it (the relay only sends changes whose
@@ -55,7 +58,7 @@ impl Inbox<'_> {
         next_cursor: Cursor,
     ) -> Result<ApplySummary> {
         let mut incoming: Vec<Incoming> = Vec::new();
-        for entry in entries {
+        for entry in entries.iter().filter(|e| !e.changes.is_empty()) {
             let changes = parse_changes(entry.record, &entry.changes)?;
             // One document is touched once per call, however many entries it has.
             match incoming.iter_mut().find(|i| i.record == entry.record) {

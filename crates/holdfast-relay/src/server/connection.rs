@@ -1,20 +1,22 @@
-//! One connection: a task that owns its [`RelaySession`] and carries out its effects, and
-//! a writer task draining its send queue into the socket.
+//! One connection: a task that gives its [`RelayDriver`] (the session and the glue around
+//! it, without I/O) a socket, the blocking pool, the fan-out and a clock, and a writer task
+//! draining its send queue into the socket.
 //!
-//! The task reads a message only while the session wants one (backpressure), ticks the
-//! session every second, runs stores and pulls on the blocking pool and hands their
-//! results back, and forwards live batches from the fan-out through `handle_live`. On a
-//! shutdown signal it stops reading, lets the stores and pulls in flight finish (their
-//! acks are sent), then turns the device away with `ServerBusy`.
+//! The task reads a message only while the driver wants one (backpressure), ticks it every
+//! second, runs the storage work it hands out on the blocking pool (`storage.rs`) and
+//! hands the results back, and forwards live batches from the fan-out, encoding each
+//! batch's `Changes` frame once for every subscriber. On a shutdown signal the driver
+//! stops reading, lets the stores and pulls in flight finish (their acks are sent), then
+//! turns the device away with `ServerBusy`. A connection whose send queue or live inbox
+//! overflows is dropped as a slow consumer.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use holdfast_protocol::session::{CloseReason, RelayConfig, RelayEffect, RelaySession, RequestId};
-use holdfast_protocol::{encode_with_stats, ErrorCode, Frame, PushEntry, SpaceId};
+use holdfast_protocol::session::{CloseReason, RelayConfig};
+use holdfast_protocol::{encode_with_stats, Frame, SpaceId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
@@ -25,20 +27,16 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{field, Instrument, Span};
 
+use super::driver::{self, Out, RelayDriver, Work};
 use super::queue::{self, Refused, SendQueue};
 use super::storage::Done;
 use super::Shared;
 use crate::config::{CLOSE_GRACE, SOCKET_BUFFER_BYTES, TICK_INTERVAL};
-use crate::error::StoreError;
-use crate::fanout::{live_inbox, Encoded, LiveBatch, LiveInbox, Subscription};
+use crate::fanout::{live_inbox, Author, Encoded, LiveBatch, LiveInbox, Subscription};
 use crate::metrics::Metrics;
 
 /// The version and flags bytes before a frame's body.
 const FRAME_HEADER_BYTES: usize = 2;
-
-/// `Repair` messages of one connection storage works on at once; beyond it the connection
-/// stops reading, as for pushes and pulls, so a device cannot queue unbounded work.
-const REPAIRS_IN_FLIGHT_MAX: usize = 4;
 
 /// WebSocket close code for a peer dropped as a slow consumer: try again later.
 const SLOW_CONSUMER_CLOSE_CODE: u16 = 1013;
@@ -92,27 +90,21 @@ enum Event {
 }
 
 struct Connection {
-    session: RelaySession,
+    driver: RelayDriver,
+    /// Names this connection in the batches it stores (see [`Author`]).
+    author: Author,
     shared: Arc<Shared>,
     queue: SendQueue,
     jobs: JoinSet<Done>,
     inbox: Option<LiveInbox>,
     subscription: Option<Subscription>,
     span: Span,
-    /// The task stops: the session closed, the socket failed, or the peer left.
+    /// The task stops: the driver closed, the socket failed, or the peer left.
     ended: bool,
     /// A close frame of our own is queued.
     closing: bool,
     /// The span names the device.
     named: bool,
-    /// `Repair` messages handed to storage and not answered yet.
-    repairs_in_flight: usize,
-    /// Pushes waiting for the store in flight: one connection's stores run one at a time,
-    /// in push order, so a push never commits before an earlier one it may depend on.
-    /// The session bounds how many wait (`pushes_in_flight_max`).
-    stores_waiting: VecDeque<(RequestId, Vec<PushEntry>)>,
-    /// A store of this connection is running.
-    storing: bool,
 }
 
 async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, admitted: bool)
@@ -124,14 +116,15 @@ where
     let queue = SendQueue::new(limits.send_queue_frames_max, limits.send_queue_bytes_max);
     let metrics = shared.storage.metrics.clone();
     let mut writer = tokio::spawn(queue::write_loop(sink, queue.clone(), metrics));
-    let session = RelaySession::new(
+    let driver = RelayDriver::new(
         relay_config(&shared),
         shared.authenticator.clone(),
         now_ms(),
     );
     let mut shutdown = shared.shutdown.clone();
     let mut connection = Connection {
-        session,
+        driver,
+        author: Author::new(),
         shared,
         queue,
         jobs: JoinSet::new(),
@@ -141,13 +134,9 @@ where
         ended: false,
         closing: false,
         named: false,
-        repairs_in_flight: 0,
-        stores_waiting: VecDeque::new(),
-        storing: false,
     };
     if !admitted {
-        let effects = connection.session.shut_down();
-        connection.apply(effects);
+        connection.drive(RelayDriver::shut_down);
     }
     let writer_ended = connection
         .serve(&mut stream, &mut writer, &mut shutdown)
@@ -182,17 +171,11 @@ impl Connection {
         let mut tick = tokio::time::interval(TICK_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut draining = *shutdown.borrow();
+        if draining {
+            self.drive(RelayDriver::shut_down);
+        }
         while !self.ended {
-            if draining && self.jobs.is_empty() {
-                // Every store in flight is acked: turn the device away.
-                let effects = self.session.shut_down();
-                self.apply(effects);
-                self.ended = true;
-                break;
-            }
-            let reading = !draining
-                && self.session.wants_read()
-                && self.repairs_in_flight < REPAIRS_IN_FLIGHT_MAX;
+            let reading = self.driver.wants_read();
             let event = tokio::select! {
                 message = stream.next(), if reading => Event::Message(message),
                 done = self.jobs.join_next(), if !self.jobs.is_empty() => {
@@ -207,11 +190,12 @@ impl Connection {
                 Event::Message(message) => self.received(message),
                 Event::Done(done) => self.finished(done),
                 Event::Live(batch) => self.live(batch),
-                Event::Tick => {
-                    let effects = self.session.handle_tick(now_ms());
-                    self.apply(effects);
+                Event::Tick => self.drive(|driver, out| driver.tick(now_ms(), out)),
+                Event::Shutdown => {
+                    // Every store in flight is acked, then the device is turned away.
+                    draining = true;
+                    self.drive(RelayDriver::shut_down);
                 }
-                Event::Shutdown => draining = true,
                 Event::WriterEnded => return true,
             }
         }
@@ -222,20 +206,13 @@ impl Connection {
         match message {
             Some(Ok(Message::Binary(bytes))) => {
                 self.shared.storage.metrics.received(&bytes);
-                let effects = self.session.handle_bytes(&bytes, now_ms());
-                self.apply(effects);
+                self.drive(|driver, out| driver.received(&bytes, now_ms(), out));
             }
-            Some(Ok(Message::Text(_))) => {
-                self.fail(
-                    ErrorCode::Malformed,
-                    "text message; frames are binary messages",
-                );
-            }
+            Some(Ok(Message::Text(_))) => self.drive(RelayDriver::received_text),
             Some(Ok(Message::Close(_))) | None => self.ended = true,
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             Some(Err(WsError::Capacity(error))) => {
-                let max = self.shared.limits.frame_bytes_max;
-                self.fail(ErrorCode::FrameTooLarge { max }, error.to_string());
+                self.drive(|driver, out| driver.too_large(error.to_string(), out));
             }
             Some(Err(error)) => {
                 tracing::debug!("connection failed: {error}");
@@ -245,52 +222,11 @@ impl Connection {
     }
 
     fn finished(&mut self, done: Result<Done, JoinError>) {
-        let effects = match done {
-            Ok(Done::Stored {
-                request_id,
-                result: Ok(results),
-            }) => {
-                self.store_next();
-                self.session.handle_store_result(request_id, results)
-            }
-            Ok(Done::Stored {
-                result: Err(error), ..
-            }) => {
-                // Nothing of the push is acknowledged; the device resends it on its next
-                // connection.
-                tracing::error!("store failed: {error}");
-                return self.fail(ErrorCode::Internal, "storage failed");
-            }
-            Ok(Done::Pulled { request_id, reply }) => self.session.handle_pulled(request_id, reply),
-            Ok(Done::Repaired {
-                space,
-                record,
-                reply,
-            }) => {
-                self.repairs_in_flight -= 1;
-                match reply {
-                    Ok(Some(message)) => Ok(self.session.send_repair(space, record, message)),
-                    // An empty message ends the device's conversation without a timeout.
-                    Ok(None) => Ok(self.session.send_repair(space, record, Vec::new())),
-                    Err(StoreError::BadSyncMessage(detail)) => {
-                        return self.fail(ErrorCode::Malformed, detail);
-                    }
-                    Err(error) => {
-                        tracing::error!(%space, %record, "repair failed: {error}");
-                        return self.fail(ErrorCode::Internal, "storage failed");
-                    }
-                }
-            }
+        match done {
+            Ok(done) => self.drive(|driver, out| driver.done(done.into(), out)),
             Err(error) => {
                 tracing::error!("storage task failed: {error}");
-                return self.fail(ErrorCode::Internal, "storage task failed");
-            }
-        };
-        match effects {
-            Ok(effects) => self.apply(effects),
-            Err(error) => {
-                tracing::error!("driver bug: {error}");
-                self.fail(ErrorCode::Internal, "relay error");
+                self.drive(RelayDriver::work_failed);
             }
         }
     }
@@ -303,98 +239,114 @@ impl Connection {
         if self.inbox.as_ref().is_some_and(LiveInbox::overflowed) {
             return self.slow_consumer("live changes");
         }
-        let effects = self
-            .session
-            .handle_live(&batch.space, &batch.entries, batch.next_cursor);
-        for effect in effects {
-            match effect {
-                RelayEffect::Send(frame @ Frame::Changes { .. }) => {
-                    let encoded = batch.encoded(|| encode(&frame).ok());
-                    match encoded {
-                        Some(Encoded { bytes, plain_bytes }) => self.enqueue(bytes, plain_bytes),
-                        None => self.send(&frame),
-                    }
-                    let metrics = &self.shared.storage.metrics;
-                    Metrics::observe(&metrics.fanout_seconds, batch.stored_at.elapsed());
-                }
-                other => self.apply(vec![other]),
-            }
+        // A batch this connection stored goes to it without its changes (see
+        // `RelayDriver::live`); every other subscriber shares one encoding of the frame.
+        let own = batch.is_by(&self.author);
+        let mut out = Out::default();
+        self.driver.live(
+            &batch.space,
+            &batch.entries,
+            batch.next_cursor,
+            own,
+            &mut out,
+        );
+        if own {
+            self.carry_out(out, None);
+            let metrics = &self.shared.storage.metrics;
+            Metrics::observe(&metrics.fanout_seconds, batch.stored_at.elapsed());
+        } else {
+            self.carry_out(out, Some(&batch));
         }
     }
 
-    /// Carries out the session's effects, in order.
-    fn apply(&mut self, effects: Vec<RelayEffect>) {
-        for effect in effects {
+    /// Feeds the driver one event and carries out its answer.
+    fn drive(&mut self, event: impl FnOnce(&mut RelayDriver, &mut Out)) {
+        let mut out = Out::default();
+        event(&mut self.driver, &mut out);
+        self.carry_out(out, None);
+    }
+
+    /// Does what the driver asked: storage work on the blocking pool, the subscription,
+    /// frames into the send queue, then the close. A `Changes` frame answering the live
+    /// batch `live` is encoded once for all its subscribers.
+    fn carry_out(&mut self, out: Out, live: Option<&LiveBatch>) {
+        // Problems are logged by the driver already.
+        let Out {
+            frames,
+            work,
+            subscribe,
+            close,
+            problems: _,
+        } = out;
+        for work in work {
+            self.run(work);
+        }
+        if let Some(spaces) = subscribe {
+            self.subscribe(&spaces);
+        }
+        for frame in frames {
             if self.ended {
                 return;
             }
-            match effect {
-                RelayEffect::Send(frame) => self.send(&frame),
-                RelayEffect::Close(reason) => self.close(&reason),
-                RelayEffect::Subscribe { spaces } => self.subscribe(&spaces),
-                RelayEffect::Store {
-                    request_id,
-                    entries,
-                } => {
-                    self.stores_waiting.push_back((request_id, entries));
-                    if !self.storing {
-                        self.store_next();
-                    }
-                }
-                RelayEffect::Pull {
-                    request_id,
-                    space,
-                    cursor,
-                    max_bytes,
-                } => {
-                    let (storage, span) = (self.shared.storage.clone(), self.span.clone());
-                    self.jobs.spawn_blocking(move || {
-                        storage.pull(&span, request_id, &space, cursor, max_bytes)
-                    });
-                }
-                RelayEffect::Bootstrap {
-                    request_id,
-                    space,
-                    from,
-                    max_bytes,
-                } => {
-                    let (storage, span) = (self.shared.storage.clone(), self.span.clone());
-                    self.jobs.spawn_blocking(move || {
-                        storage.bootstrap(&span, request_id, &space, from, max_bytes)
-                    });
-                }
-                RelayEffect::Repair {
-                    space,
-                    record,
-                    message,
-                    may_write,
-                } => {
-                    // Counted here, not by the session: reading stops at the limit.
-                    self.repairs_in_flight += 1;
-                    let (storage, span) = (self.shared.storage.clone(), self.span.clone());
-                    self.jobs.spawn_blocking(move || {
-                        storage.repair(&span, space, record, &message, may_write)
-                    });
-                }
-                other => {
-                    let mut detail = format!("{other:?}");
-                    detail.truncate(200);
-                    tracing::warn!(effect = detail, "relay effect not handled");
-                }
+            match (live, &frame) {
+                (Some(batch), Frame::Changes { .. }) => self.send_live(batch, &frame),
+                _ => self.send(&frame),
+            }
+        }
+        if let Some(reason) = close {
+            if !self.ended {
+                self.close(&reason);
             }
         }
         self.name_span();
     }
 
-    /// Hands the oldest waiting push to storage, if any.
-    fn store_next(&mut self) {
-        self.storing = false;
-        if let Some((request_id, entries)) = self.stores_waiting.pop_front() {
-            self.storing = true;
-            let (storage, span) = (self.shared.storage.clone(), self.span.clone());
-            self.jobs
-                .spawn_blocking(move || storage.store(&span, request_id, entries));
+    /// Hands a piece of storage work to the blocking pool.
+    fn run(&mut self, work: Work) {
+        let (storage, span) = (self.shared.storage.clone(), self.span.clone());
+        let author = self.author.clone();
+        match work {
+            Work::Store {
+                request_id,
+                entries,
+            } => self
+                .jobs
+                .spawn_blocking(move || storage.store(&span, request_id, entries, author)),
+            Work::Pull {
+                request_id,
+                space,
+                cursor,
+                max_bytes,
+            } => self
+                .jobs
+                .spawn_blocking(move || storage.pull(&span, request_id, &space, cursor, max_bytes)),
+            Work::Bootstrap {
+                request_id,
+                space,
+                from,
+                max_bytes,
+            } => self.jobs.spawn_blocking(move || {
+                storage.bootstrap(&span, request_id, &space, from, max_bytes)
+            }),
+            Work::Repair {
+                space,
+                record,
+                message,
+                may_write,
+            } => self.jobs.spawn_blocking(move || {
+                storage.repair(&span, space, record, &message, may_write, author)
+            }),
+        };
+    }
+
+    /// Sends a live batch's `Changes` frame, encoded by its first subscriber.
+    fn send_live(&mut self, batch: &LiveBatch, frame: &Frame) {
+        match batch.encoded(|| encode(frame).ok()) {
+            Some(Encoded { bytes, plain_bytes }) => self.enqueue(bytes, plain_bytes),
+            None => self.send(frame),
         }
+        let metrics = &self.shared.storage.metrics;
+        Metrics::observe(&metrics.fanout_seconds, batch.stored_at.elapsed());
     }
 
     fn send(&mut self, frame: &Frame) {
@@ -402,11 +354,7 @@ impl Connection {
             Ok(Encoded { bytes, plain_bytes }) => self.enqueue(bytes, plain_bytes),
             Err(error) => {
                 tracing::error!(frame = frame.name(), "could not encode a frame: {error}");
-                if !matches!(frame, Frame::Error { .. }) {
-                    self.fail(ErrorCode::Internal, "could not encode a frame");
-                } else {
-                    self.ended = true;
-                }
+                self.drive(|driver, out| driver.unsendable(frame, out));
             }
         }
     }
@@ -420,23 +368,9 @@ impl Connection {
     }
 
     fn close(&mut self, reason: &CloseReason) {
-        tracing::debug!(?reason, "closing");
         self.queue.close(reason.websocket_code(), "");
         self.closing = true;
         self.ended = true;
-    }
-
-    /// Ends the connection for a reason the session cannot see (a text message, a frame
-    /// refused by the WebSocket layer, a storage failure): `Error { code }`, then close.
-    fn fail(&mut self, code: ErrorCode, detail: impl Into<String>) {
-        let detail = detail.into();
-        tracing::info!(?code, detail, "ending connection");
-        let frame = Frame::Error {
-            code: code.clone(),
-            message: detail,
-        };
-        self.send(&frame);
-        self.close(&CloseReason::Sent(code));
     }
 
     fn slow_consumer(&mut self, why: &str) {
@@ -459,11 +393,30 @@ impl Connection {
         if self.named {
             return;
         }
-        if let (Some(device), Some(grants)) = (self.session.device(), self.session.grants()) {
+        let session = self.driver.session();
+        if let (Some(device), Some(grants)) = (session.device(), session.grants()) {
             self.span.record("device", field::display(device));
             self.span.record("subject", grants.subject.as_str());
             tracing::info!("authenticated");
             self.named = true;
+        }
+    }
+}
+
+impl From<Done> for driver::Done {
+    fn from(done: Done) -> Self {
+        match done {
+            Done::Stored { request_id, result } => driver::Done::Stored { request_id, result },
+            Done::Pulled { request_id, reply } => driver::Done::Pulled { request_id, reply },
+            Done::Repaired {
+                space,
+                record,
+                reply,
+            } => driver::Done::Repaired {
+                space,
+                record,
+                reply,
+            },
         }
     }
 }

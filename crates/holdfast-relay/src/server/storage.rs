@@ -13,7 +13,7 @@ use holdfast_protocol::{AckResult, BootstrapFrom, Cursor, Outcome, PushEntry, Re
 use tracing::Span;
 
 use crate::error::StoreError;
-use crate::fanout::{Fanout, LiveBatch};
+use crate::fanout::{Author, Fanout, LiveBatch};
 use crate::metrics::Metrics;
 use crate::store::{stored_batches, LogStore, PullResult};
 
@@ -45,13 +45,14 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Stores `entries` durably, logs and counts each outcome, and publishes what was
-    /// stored. Blocking.
+    /// Stores `entries` pushed by the connection `author` durably, logs and counts each
+    /// outcome, and publishes what was stored. Blocking.
     pub(crate) fn store(
         &self,
         span: &Span,
         request_id: RequestId,
         entries: Vec<PushEntry>,
+        author: Author,
     ) -> Done {
         let _entered = span.enter();
         let pushed = entries.clone();
@@ -61,7 +62,7 @@ impl Storage {
         match &result {
             Ok(results) => {
                 self.record(&pushed, results);
-                self.publish(pushed, results);
+                self.publish(pushed, results, &author);
             }
             Err(error) => {
                 for entry in &pushed {
@@ -128,8 +129,8 @@ impl Storage {
         Done::Pulled { request_id, reply }
     }
 
-    /// Answers a device's sync message for one record, storing and publishing the changes
-    /// it brings. Blocking.
+    /// Answers a device's sync message for one record (from the connection `author`),
+    /// storing and publishing the changes it brings. Blocking.
     pub(crate) fn repair(
         &self,
         span: &Span,
@@ -137,6 +138,7 @@ impl Storage {
         record: RecordId,
         message: &[u8],
         may_write: bool,
+        author: Author,
     ) -> Done {
         let _entered = span.enter();
         let reply = match self.store.sync_record(&space, record, message, may_write) {
@@ -154,7 +156,7 @@ impl Storage {
                         epoch: self.store.epoch(),
                         seq: last.seq,
                     };
-                    let batch = LiveBatch::new(space.clone(), sync.stored, next_cursor);
+                    let batch = LiveBatch::new(space.clone(), sync.stored, next_cursor).by(author);
                     self.fanout.publish(Arc::new(batch));
                 }
                 Ok(sync.reply)
@@ -194,12 +196,12 @@ impl Storage {
     }
 
     /// Publishes the stored entries, one batch per space in push order.
-    fn publish(&self, pushed: Vec<PushEntry>, results: &[AckResult]) {
+    fn publish(&self, pushed: Vec<PushEntry>, results: &[AckResult], author: &Author) {
         let batches = stored_batches(pushed, results);
         let epoch = self.store.epoch();
         for (space, entries) in batches {
             let seq = entries.last().map_or(0, |entry| entry.seq);
-            let batch = LiveBatch::new(space, entries, Cursor { epoch, seq });
+            let batch = LiveBatch::new(space, entries, Cursor { epoch, seq }).by(author.clone());
             self.fanout.publish(Arc::new(batch));
         }
     }

@@ -38,7 +38,7 @@ async fn a_push_is_acked_once_stored_and_pulled_back() {
         ack(&device.frame_where(is_ack).await),
         [Outcome::Stored { seq: 1 }]
     );
-    // The device hears its own entry live too.
+    // The device hears its own entry live too (without its changes: it holds them).
     device.frame_where(is_changes).await;
     device.send(&push).await;
     assert_eq!(
@@ -92,7 +92,13 @@ async fn stored_entries_reach_every_subscriber_live() {
         [Outcome::Stored { seq: 1 }]
     );
 
-    for peer in [&mut first, &mut second, &mut pusher] {
+    // The pusher holds the changes it pushed: it hears the entry without them, which
+    // still moves its cursor.
+    for (peer, changes) in [
+        (&mut first, pushed.changes.clone()),
+        (&mut second, pushed.changes.clone()),
+        (&mut pusher, Vec::new()),
+    ] {
         match peer.frame_where(is_changes).await {
             Frame::Changes {
                 space,
@@ -102,8 +108,10 @@ async fn stored_entries_reach_every_subscriber_live() {
             } => {
                 assert_eq!(space, team);
                 assert_eq!(entries.len(), 1);
+                assert_eq!(entries[0].seq, 1);
                 assert_eq!(entries[0].event_id, pushed.event_id);
-                assert_eq!(entries[0].changes, pushed.changes);
+                assert_eq!(entries[0].record, pushed.record);
+                assert_eq!(entries[0].changes, changes);
                 assert_eq!(next_cursor, holdfast_protocol::Cursor { epoch, seq: 1 });
                 assert!(!more);
             }
@@ -114,6 +122,94 @@ async fn stored_entries_reach_every_subscriber_live() {
     // answer to its own ping.
     elsewhere.send(&Frame::Ping { nonce: 9 }).await;
     assert_eq!(elsewhere.frame().await, Frame::Pong { nonce: 9 });
+}
+
+/// Two devices push in turn: each hears its own entries without their changes and the
+/// other's whole, in log order with no gap, and the log keeps every change for pulls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_hears_its_own_entries_without_changes_and_the_others_whole() {
+    let relay = Relay::start(&[]).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    let (mut a, epoch) = relay.device(&token, &[&team]).await;
+    let (mut b, _) = relay.device(&token, &[&team]).await;
+
+    let (mut doc_a, mut doc_b) = (Doc::new(), Doc::new());
+    let mut pushed = Vec::new();
+    for turn in 0..6u64 {
+        let (pusher, doc) = if turn % 2 == 0 {
+            (&mut a, &mut doc_a)
+        } else {
+            (&mut b, &mut doc_b)
+        };
+        // Two entries per push, so a batch of several is covered.
+        let entries = vec![
+            entry(&team, doc.record, vec![doc.change()]),
+            entry(&team, doc.record, vec![doc.change()]),
+        ];
+        pusher
+            .send(&Frame::Push {
+                entries: entries.clone(),
+            })
+            .await;
+        let seq = 2 * turn;
+        assert_eq!(
+            ack(&pusher.frame_where(is_ack).await),
+            [
+                Outcome::Stored { seq: seq + 1 },
+                Outcome::Stored { seq: seq + 2 }
+            ]
+        );
+        pushed.push((turn % 2 == 0, entries));
+    }
+
+    for (device, is_a) in [(&mut a, true), (&mut b, false)] {
+        let mut heard = Vec::new();
+        while heard.len() < 12 {
+            let Frame::Changes {
+                entries,
+                next_cursor,
+                ..
+            } = device.frame_where(is_changes).await
+            else {
+                unreachable!()
+            };
+            assert_eq!(next_cursor.seq, entries.last().unwrap().seq);
+            heard.extend(entries);
+        }
+        let expected: Vec<_> = pushed
+            .iter()
+            .flat_map(|(by_a, entries)| entries.iter().map(move |e| (*by_a, e)))
+            .collect();
+        for (seq, (entry, (by_a, sent))) in (1..).zip(heard.iter().zip(&expected)) {
+            assert_eq!(entry.seq, seq);
+            assert_eq!(entry.event_id, sent.event_id);
+            assert_eq!(entry.record, sent.record);
+            let own = *by_a == is_a;
+            let changes = if own {
+                Vec::new()
+            } else {
+                sent.changes.clone()
+            };
+            assert_eq!(
+                entry.changes,
+                changes,
+                "entry {seq} heard by {}",
+                if is_a { "a" } else { "b" }
+            );
+        }
+    }
+
+    // A pull still answers with every change, the pusher's own included.
+    let (mut reader, _) = relay.device(&token, &[]).await;
+    let log = reader
+        .pull_all(&team, holdfast_protocol::Cursor::start(epoch))
+        .await;
+    let all: Vec<_> = pushed.iter().flat_map(|(_, e)| e).collect();
+    assert_eq!(log.len(), all.len());
+    for (got, sent) in log.iter().zip(all) {
+        assert_eq!((got.event_id, &got.changes), (sent.event_id, &sent.changes));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,75 @@ fn pulled_changes_apply_with_their_cursor_and_never_enter_the_outbox() {
     assert_eq!(title(&bob, b), "Plan");
 }
 
+/// The relay sends a device's own entries back without their changes (it holds them): they
+/// move the cursor, durably, and touch no record, alone or between other devices' entries.
+#[test]
+fn own_entries_without_changes_move_only_the_cursor() {
+    let team = space("team");
+    let alice = open();
+    let (a, b) = two_notes(&alice);
+    let own: Vec<ChangeEntry> = log_of(&alice, 1)
+        .into_iter()
+        .map(|e| ChangeEntry {
+            changes: Vec::new(),
+            ..e
+        })
+        .collect();
+    let fields = |store: &Store| [a, b].map(|id| store.get(id).unwrap().fields);
+    let before = fields(&alice);
+    let events = alice.subscribe();
+    let summary = alice.inbox().apply_changes(&team, &own, cursor(3)).unwrap();
+    assert_eq!(summary, holdfast::ApplySummary::default());
+    assert_eq!(alice.inbox().cursor(&team).unwrap(), Some(cursor(3)));
+    assert!(events.try_recv().is_none(), "no record changed");
+    assert_eq!(fields(&alice), before);
+
+    // Bob's entry between two of Alice's own: his note arrives, the cursor passes all.
+    let bob = open();
+    let note = bob
+        .write(|tx| {
+            let id = tx.create("note", &team)?;
+            tx.set(id, "title", "From Bob")?;
+            Ok(id)
+        })
+        .unwrap();
+    alice
+        .update(a, |tx| tx.set(a, "title", "Shopping"))
+        .unwrap();
+    alice.update(b, |tx| tx.set(b, "title", "Plans")).unwrap();
+    let mut mixed = log_of(&alice, 4);
+    mixed.insert(1, log_of(&bob, 5).remove(0));
+    mixed[2].seq = 6;
+    for own in [0, 2] {
+        mixed[own].changes.clear();
+    }
+    let summary = alice
+        .inbox()
+        .apply_changes(&team, &mixed, cursor(6))
+        .unwrap();
+    assert_eq!((summary.records_changed, summary.changes_applied), (1, 1));
+    assert!(summary.rejected.is_empty());
+    assert_eq!(title(&alice, note), "From Bob");
+    assert_eq!(title(&alice, a), "Shopping");
+
+    // An entry without changes of a record this device never held leaves no trace.
+    let unknown = ChangeEntry {
+        seq: 7,
+        record: RecordId::new_v7(),
+        event_id: holdfast::EventId::new_v7(),
+        changes: Vec::new(),
+    };
+    let summary = alice
+        .inbox()
+        .apply_changes(&team, std::slice::from_ref(&unknown), cursor(7))
+        .unwrap();
+    assert!(summary.rejected.is_empty());
+    assert!(!alice.exists(unknown.record).unwrap());
+
+    let alice = alice.reopen();
+    assert_eq!(alice.inbox().cursor(&team).unwrap(), Some(cursor(7)));
+}
+
 fn title(store: &Store, id: RecordId) -> String {
     let record = store.get(id).unwrap();
     record.get("title").unwrap().unwrap().to_string()
