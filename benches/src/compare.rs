@@ -110,6 +110,11 @@ pub struct Options {
     /// Where the stores and servers keep their data (default: a temporary directory).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Other builds of `compare` (built before a change, say; repeatable): workload 6 times
+    /// their cold opens of the same file too, interleaved with this build's, for a
+    /// before/after measured side by side.
+    #[arg(long)]
+    pub against: Vec<PathBuf>,
 }
 
 /// The sizes a run uses.

@@ -1,7 +1,7 @@
 //! The run: each selected workload for each selected system and its baselines, reported
 //! as tables, targets and JSON.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         fanout(&plan, rt.handle(), &mut report)?;
     }
     if want(6) && systems.contains(&System::Holdfast) {
-        cold_open(&plan, work.path(), &mut report)?;
+        cold_open(&plan, &options.against, work.path(), &mut report)?;
     }
 
     let load_after = load_average();
@@ -720,8 +720,16 @@ fn fanout(plan: &Plan, rt: &tokio::runtime::Handle, report: &mut Report) -> anyh
     Ok(())
 }
 
-/// Workload 6.
-fn cold_open(plan: &Plan, work: &Path, report: &mut Report) -> anyhow::Result<()> {
+/// Cold opens each build makes of each file, interleaved; the median is reported.
+const COLD_OPENS: usize = 5;
+
+/// Workload 6, with `against` (other builds of `compare`) timed on the same file too.
+fn cold_open(
+    plan: &Plan,
+    against: &[PathBuf],
+    work: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let n = plan.cold_records;
     let dir = tempfile::tempdir_in(work)?;
     let store = dir.path().join("cold.redb");
@@ -740,36 +748,77 @@ fn cold_open(plan: &Plan, work: &Path, report: &mut Report) -> anyhow::Result<()
         local::build_raw(&raw, n, row)?;
         raw_bytes = std::fs::metadata(&raw)?.len();
     }
-    let open = |db: &Path, raw: bool| -> anyhow::Result<(f64, f64)> {
-        let mut times = Vec::new();
-        let mut peaks = Vec::new();
-        for _ in 0..3 {
-            local::evict(db)?;
-            let mut command = Command::new(std::env::current_exe()?);
-            command.args(["child", "cold-open", "--db"]).arg(db);
-            if raw {
-                command.arg("--raw");
+    let this = std::env::current_exe()?;
+    // Median time and peak RSS of each build's cold opens of `db`, taken in turns.
+    let open = |db: &Path, raw: bool, builds: &[&Path]| -> anyhow::Result<Vec<(f64, f64)>> {
+        let mut times = vec![Vec::new(); builds.len()];
+        let mut peaks = vec![Vec::new(); builds.len()];
+        for _ in 0..COLD_OPENS {
+            for (b, exe) in builds.iter().enumerate() {
+                local::evict(db)?;
+                let mut command = Command::new(exe);
+                command.args(["child", "cold-open", "--db"]).arg(db);
+                if raw {
+                    command.arg("--raw");
+                }
+                let mut child = Peer::spawn("cold open", command)?;
+                let answer = child.recv(plan.limit)?;
+                times[b].push(num(&answer, "secs"));
+                peaks[b].push(num(&answer, "peak_rss_kib"));
             }
-            let mut child = Peer::spawn("cold open", command)?;
-            let answer = child.recv(plan.limit)?;
-            times.push(num(&answer, "secs"));
-            peaks.push(num(&answer, "peak_rss_kib"));
         }
-        Ok((
-            crate::relay_client::percentile(&mut times, 0.5),
-            crate::relay_client::percentile(&mut peaks, 0.5),
-        ))
+        Ok(times
+            .iter_mut()
+            .zip(&mut peaks)
+            .map(|(t, p)| {
+                (
+                    crate::relay_client::percentile(t, 0.5),
+                    crate::relay_client::percentile(p, 0.5),
+                )
+            })
+            .collect())
     };
-    let (store_s, store_kib) = open(&store, false)?;
-    let (raw_s, raw_kib) = open(&raw, true)?;
+    let mut builds = vec![this.as_path()];
+    builds.extend(against.iter().map(PathBuf::as_path));
+    let stores = open(&store, false, &builds)?;
+    let (store_s, store_kib) = stores[0];
+    let (raw_s, raw_kib) = open(&raw, true, &[this.as_path()])?[0];
     let ms = |s: f64| format!("{:.1} ms", s * 1e3);
-    report.table(
-        &format!("Workload 6: cold open of a store of {} records (fresh process, file evicted from the page cache; median of 3)", thousands(n as f64)),
-        &["", "file", "open to first read", "÷ raw redb", "process peak RSS"],
+    let mut rows = vec![
         vec![
-            vec!["raw redb: open, read the first row".into(), bytes(raw_bytes as f64), ms(raw_s), "1.00×".into(), mib(raw_kib)],
-            vec!["Holdfast: `Store::open`, query one note, read its text".into(), bytes(file_bytes as f64), ms(store_s), ratio(store_s / raw_s), mib(store_kib)],
+            "raw redb: open, read the first row".into(),
+            bytes(raw_bytes as f64),
+            ms(raw_s),
+            "1.00×".into(),
+            mib(raw_kib),
         ],
+        vec![
+            "Holdfast: `Store::open`, query one note, read its text".into(),
+            bytes(file_bytes as f64),
+            ms(store_s),
+            ratio(store_s / raw_s),
+            mib(store_kib),
+        ],
+    ];
+    let mut others = Vec::new();
+    for (other, &(other_s, other_kib)) in against.iter().zip(&stores[1..]) {
+        rows.push(vec![
+            format!("the same, `--against {}`", other.display()),
+            bytes(file_bytes as f64),
+            ms(other_s),
+            ratio(other_s / raw_s),
+            mib(other_kib),
+        ]);
+        others
+            .push(json!({ "exe": other, "store_secs": other_s, "store_peak_rss_kib": other_kib }));
+    }
+    if !others.is_empty() {
+        report.raw.insert("cold_open_against".into(), json!(others));
+    }
+    report.table(
+        &format!("Workload 6: cold open of a store of {} records (fresh process, file evicted from the page cache; median of {COLD_OPENS})", thousands(n as f64)),
+        &["", "file", "open to first read", "÷ raw redb", "process peak RSS"],
+        rows,
     );
     report.raw.insert(
         "cold_open".into(),

@@ -379,21 +379,31 @@ fn retire(log: &mut LogTable<'_>, seq: u64) -> Result<bool> {
 
 /// At open, in one pass over the outbox: its in-memory index, with the entries that were
 /// being sent when the process stopped put back in the queue (when `requeue_sending`; a
-/// read-only store leaves the file alone). Every row is decoded once: with many pending
-/// changes this pass is most of the time `Store::open` takes.
+/// read-only store leaves the file alone). With many pending changes this pass is most of
+/// the time `Store::open` takes, so each row's header is decoded once, without allocating
+/// what the index does not keep; a damaged row still fails the open.
 pub(crate) fn open_index(txn: &WriteTransaction, requeue_sending: bool) -> Result<OutboxIndex> {
-    let mut index = OutboxIndex::default();
+    let mut entries = Vec::new();
     let mut requeued = Vec::new();
     {
         let log = txn.open_table(tables::LOG)?;
         for item in log.range(tables::log_all(LOG_OUTBOX))? {
             let (k, v) = item?;
             let seq = k.value().1;
-            let (mut row, changes) = tables::decode_outbox(v.value())?;
-            if requeue_sending && requeue(&mut row) {
+            let row = tables::decode_outbox_indexed(v.value())?;
+            let mut item = index::Item {
+                record: row.record,
+                state: row.state,
+                created_ms: row.created_ms,
+                bytes: row.bytes,
+            };
+            if requeue_sending && item.state == RowState::Sending {
+                let (mut row, changes) = tables::decode_outbox(v.value())?;
+                requeue(&mut row);
                 requeued.push((seq, tables::encode_outbox(&row, changes)));
+                item.state = RowState::Queued;
             }
-            index.insert(seq, &row);
+            entries.push((seq, item));
         }
     }
     if !requeued.is_empty() {
@@ -406,7 +416,7 @@ pub(crate) fn open_index(txn: &WriteTransaction, requeue_sending: bool) -> Resul
             log.insert((LOG_OUTBOX, *seq), bytes.as_slice())?;
         }
     }
-    Ok(index)
+    Ok(OutboxIndex::from_ordered(entries))
 }
 
 /// A `Sending` entry goes back to the queue; returns whether it was one.

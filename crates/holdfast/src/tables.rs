@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::{EventId, RecordId, SpaceId};
 
+#[cfg(test)]
+mod tests;
+
 /// The storage layout version this code writes. Bump it, and add a migration in
 /// `store::open`, whenever a table or row layout changes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -75,14 +78,24 @@ pub(crate) fn encode_outbox(row: &OutboxRow, changes: &[u8]) -> Vec<u8> {
 
 /// The header of an outbox row and the encoded changes after it.
 pub(crate) fn decode_outbox(bytes: &[u8]) -> Result<(OutboxRow, &[u8])> {
+    let (header, changes) = split_outbox(bytes)?;
+    Ok((decode_row(OUTBOX_ROW_V1, header, "outbox")?, changes))
+}
+
+/// What the in-memory outbox index keeps of an outbox row, read for every entry at open:
+/// the header is decoded and checked as [`decode_outbox`] does, but the fields the index does
+/// not keep are not allocated (most of the work when every record has a pending entry).
+pub(crate) fn decode_outbox_indexed(bytes: &[u8]) -> Result<OutboxRowIndexed> {
+    decode_row(OUTBOX_ROW_V1, split_outbox(bytes)?.0, "outbox")
+}
+
+/// An outbox row's header and the encoded changes after it.
+fn split_outbox(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
     let corrupt = || Error::Corrupt("outbox row: truncated".into());
     let len = bytes.get(..4).ok_or_else(corrupt)?;
     let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
     let header = bytes.get(4..4 + len).ok_or_else(corrupt)?;
-    Ok((
-        decode_row(OUTBOX_ROW_V1, header, "outbox")?,
-        &bytes[4 + len..],
-    ))
+    Ok((header, &bytes[4 + len..]))
 }
 
 /// The changes of an outbox row, from the part [`decode_outbox`] returned.
@@ -155,6 +168,45 @@ pub(crate) struct OutboxRow {
     pub created_ms: i64,
     pub attempts: u32,
     pub state: RowState,
+}
+
+/// [`OutboxRow`] as [`decode_outbox_indexed`] reads it: the same fields in the same order
+/// (a test keeps them in step), the ones the index does not keep checked and dropped.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OutboxRowIndexed {
+    _event_id: EventId,
+    pub record: RecordId,
+    _space: SpaceId,
+    _change_hashes: Skipped<[u8; 32]>,
+    _heads_before: Skipped<[u8; 32]>,
+    pub bytes: u64,
+    pub created_ms: i64,
+    _attempts: u32,
+    pub state: RowState,
+}
+
+/// A list whose elements are decoded, and so checked, one by one and not kept.
+#[derive(Debug)]
+struct Skipped<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Skipped<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Elements<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Elements<T> {
+            type Value = Skipped<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Skipped<T>, A::Error> {
+                while seq.next_element::<T>()?.is_some() {}
+                Ok(Skipped(std::marker::PhantomData))
+            }
+        }
+        deserializer.deserialize_seq(Elements(std::marker::PhantomData))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

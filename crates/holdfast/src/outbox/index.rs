@@ -1,35 +1,106 @@
 //! The in-memory index of the outbox: every entry's record, state and age, so per-record
 //! sync states and the global summary are answered without touching the disk. Rebuilt from
 //! the outbox at open; updated after every commit that changes the outbox.
+//!
+//! A store that was offline for long holds one entry per record it wrote, so the index is
+//! laid out for many records with one entry each: a record's entries take no allocation of
+//! their own until it has two.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::tables::{OutboxRow, RowState};
 use crate::RecordId;
 
-struct Item {
-    record: RecordId,
-    state: RowState,
-    created_ms: i64,
-    bytes: u64,
+#[cfg(test)]
+mod tests;
+
+/// What the index keeps of one entry.
+pub(crate) struct Item {
+    pub record: RecordId,
+    pub state: RowState,
+    pub created_ms: i64,
+    pub bytes: u64,
+}
+
+impl Item {
+    pub fn of(row: &OutboxRow) -> Item {
+        Item {
+            record: row.record,
+            state: row.state.clone(),
+            created_ms: row.created_ms,
+            bytes: row.bytes,
+        }
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct OutboxIndex {
     entries: BTreeMap<u64, Item>,
-    by_record: HashMap<RecordId, BTreeSet<u64>>,
+    by_record: HashMap<RecordId, Seqs>,
+}
+
+/// The seqs of one record's entries.
+enum Seqs {
+    One(u64),
+    Many(BTreeSet<u64>),
+}
+
+impl Seqs {
+    fn insert(&mut self, seq: u64) {
+        match self {
+            Seqs::One(one) if *one == seq => {}
+            Seqs::One(one) => *self = Seqs::Many(BTreeSet::from([*one, seq])),
+            Seqs::Many(set) => {
+                set.insert(seq);
+            }
+        }
+    }
+
+    /// Removes `seq`; returns whether none is left.
+    fn remove(&mut self, seq: u64) -> bool {
+        match self {
+            Seqs::One(one) => *one == seq,
+            Seqs::Many(set) => {
+                set.remove(&seq);
+                set.is_empty()
+            }
+        }
+    }
+
+    /// In outbox order.
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (one, many) = match self {
+            Seqs::One(seq) => (Some(*seq), None),
+            Seqs::Many(set) => (None, Some(set)),
+        };
+        one.into_iter().chain(many.into_iter().flatten().copied())
+    }
 }
 
 impl OutboxIndex {
+    /// An index of `entries`, given in outbox order (as a scan of the outbox yields them).
+    pub fn from_ordered(entries: Vec<(u64, Item)>) -> OutboxIndex {
+        let mut by_record: HashMap<RecordId, Seqs> = HashMap::with_capacity(entries.len());
+        for (seq, item) in &entries {
+            by_record
+                .entry(item.record)
+                .and_modify(|seqs| seqs.insert(*seq))
+                .or_insert(Seqs::One(*seq));
+        }
+        OutboxIndex {
+            // Built in bulk from sorted input, without a search per entry.
+            entries: entries.into_iter().collect(),
+            by_record,
+        }
+    }
+
+    /// Adds entry `seq` just committed.
     pub fn insert(&mut self, seq: u64, row: &OutboxRow) {
-        let item = Item {
-            record: row.record,
-            state: row.state.clone(),
-            created_ms: row.created_ms,
-            bytes: row.bytes,
-        };
-        self.by_record.entry(row.record).or_default().insert(seq);
-        self.entries.insert(seq, item);
+        self.by_record
+            .entry(row.record)
+            .and_modify(|seqs| seqs.insert(seq))
+            .or_insert(Seqs::One(seq));
+        self.entries.insert(seq, Item::of(row));
     }
 
     pub fn set_state(&mut self, seq: u64, state: RowState) {
@@ -41,8 +112,7 @@ impl OutboxIndex {
     pub fn remove(&mut self, seq: u64) {
         if let Some(item) = self.entries.remove(&seq) {
             if let Some(seqs) = self.by_record.get_mut(&item.record) {
-                seqs.remove(&seq);
-                if seqs.is_empty() {
+                if seqs.remove(seq) {
                     self.by_record.remove(&item.record);
                 }
             }
@@ -54,15 +124,15 @@ impl OutboxIndex {
         self.by_record
             .get(&record)
             .into_iter()
-            .flatten()
-            .filter_map(|seq| self.entries.get(seq).map(|i| &i.state))
+            .flat_map(Seqs::iter)
+            .filter_map(|seq| self.entries.get(&seq).map(|i| &i.state))
     }
 
     /// The seqs of a record's pending entries, in outbox order.
     pub fn record_seqs(&self, record: RecordId) -> Vec<u64> {
         self.by_record
             .get(&record)
-            .map(|seqs| seqs.iter().copied().collect())
+            .map(|seqs| seqs.iter().collect())
             .unwrap_or_default()
     }
 
