@@ -38,8 +38,9 @@
 //!
 //! The server around them ([`Server`] and the `holdfast-relay` binary; see [`server`]):
 //!
-//! - one task per WebSocket connection owns its session, reads only while the session
-//!   wants to, runs stores and pulls on the blocking pool and writes through a bounded
+//! - one task per WebSocket connection drives its [`server::driver::RelayDriver`] (the
+//!   session and the glue around it, without I/O), reads only while the driver wants to,
+//!   runs stores, pulls and repairs on the blocking pool and writes through a bounded
 //!   send queue; a device that does not read fast enough is disconnected;
 //! - [`Fanout`] delivers what one connection stores to every connection subscribed to
 //!   the space ([`LocalFanout`] within one process);

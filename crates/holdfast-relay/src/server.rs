@@ -7,19 +7,20 @@
 //! addresses; [`Server::run`] serves until its shutdown future completes (see
 //! [`ShutdownSignal`]).
 //!
-//! **One task per connection** owns the session and carries out its effects in order:
+//! **One task per connection** gives a [`driver::RelayDriver`] (the session and the glue
+//! around it, without I/O) its socket, and carries out what it asks, in order:
 //!
-//! | effect | what the driver does |
+//! | the driver's [`driver::Out`] | what the task does |
 //! |---|---|
-//! | `Send(frame)` | encodes it into the connection's bounded send queue; a writer task drains the queue into the socket |
-//! | `Close(reason)` | queues a WebSocket close with `reason.websocket_code()` and stops |
-//! | `Subscribe { spaces }` | registers the connection's live inbox with the fan-out |
-//! | `Store` | `LogStore::store` on the blocking pool, then `handle_store_result`; a `StoreError` ends the connection with `Error { Internal }` (1011) and no ack, so the device resends |
-//! | `Pull` | `LogStore::pull` on the blocking pool, then `handle_pulled` (`Repair` is answered with no messages for now) |
-//! | `Repair`, others | logged with a warning: not served yet |
+//! | `frames` | encodes each into the connection's bounded send queue; a writer task drains the queue into the socket |
+//! | `close` | queues a WebSocket close with `reason.websocket_code()` and stops |
+//! | `subscribe` | registers the connection's live inbox with the fan-out |
+//! | `work`: `Store` | `LogStore::store` on the blocking pool, published to the fan-out, then `RelayDriver::done`; a `StoreError` ends the connection with `Error { Internal }` (1011) and no ack, so the device resends. One connection's stores run one at a time, in push order |
+//! | `work`: `Pull`, `Bootstrap` | `LogStore::pull` or `LogStore::bootstrap` on the blocking pool, then `done` |
+//! | `work`: `Repair` | `LogStore::sync_record` on the blocking pool (what it stores is published), then `done`; at most `REPAIRS_IN_FLIGHT_MAX` per connection |
 //!
-//! A message is read only while `wants_read()` holds, so a connection's stores and pulls in
-//! flight are bounded by the session's limits. Text messages end the connection as
+//! A message is read only while `RelayDriver::wants_read()` holds, so a connection's
+//! stores, pulls and repairs in flight are bounded. Text messages end the connection as
 //! `Malformed`; a message above the frame limit is refused by the WebSocket layer from its
 //! header, before it is buffered, and answered `FrameTooLarge` (1009). Every session ticks
 //! once a second (keepalive, idle timeout, token expiry).
@@ -27,9 +28,10 @@
 //! **Fan-out.** A store publishes its `Stored` entries from inside the blocking closure,
 //! right after the durable commit, one [`LiveBatch`](crate::LiveBatch) per space with the
 //! changes that were pushed (a change the log already held is sent again; applying it is a
-//! no-op). Each subscribed connection passes the batch through `handle_live`, which sends
-//! it only for spaces named in the `Hello`; the `Changes` frame is encoded once per batch
-//! and shared by every subscriber.
+//! no-op). Each subscribed connection passes the batch through `RelayDriver::live`, which
+//! sends it only for spaces named in the `Hello`; the `Changes` frame is encoded once per
+//! batch and shared by every subscriber but the connection that stored it, which is sent
+//! the entries without their changes (its device holds them; docs/protocol.md).
 //!
 //! **Slow consumers.** A connection whose send queue passes its frame or byte bound, or
 //! whose live inbox is full, is sent a close (1013) and dropped; others are unaffected.

@@ -7,6 +7,7 @@ use holdfast_protocol::limits::CHANGES_PER_ENTRY_MAX;
 use holdfast_protocol::{BootstrapFrom, Cursor, RecordState, SpaceId};
 use redb::ReadableDatabase;
 
+use super::compactor::Due;
 use super::record::{self, Reader};
 use super::{read_epoch, RedbLogStore};
 use crate::error::StoreError;
@@ -59,7 +60,11 @@ impl RedbLogStore {
             }
             let (state, was_built) = record_state(&reader, name, rid, &row)?;
             if was_built {
-                built.push((name.to_owned(), rid));
+                // Its tail is past what a record state may carry: past the hard limits.
+                built.push(Due {
+                    key: (name.to_owned(), rid),
+                    urgent: true,
+                });
                 if !fits(&records, bytes, state.byte_len(), max_bytes) {
                     next = records.last().map(|r| r.record);
                     break;

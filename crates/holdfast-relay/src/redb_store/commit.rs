@@ -10,6 +10,7 @@ use holdfast_protocol::limits::MESSAGE_BYTES_MAX;
 use holdfast_protocol::{AckResult, EventId, Outcome, PushEntry, RejectCode};
 use redb::{Durability, ReadableTable, Table};
 
+use super::compactor::Due;
 use super::{lock, RedbLogStore, StoreConfig};
 use crate::error::StoreError;
 use crate::tables::{self, EventRow, LogRow, RecordRow};
@@ -138,8 +139,8 @@ impl RedbLogStore {
     }
 }
 
-/// Each batch's results, and the (space, record) keys due for compaction.
-type GroupResults = (Vec<Vec<AckResult>>, Vec<(String, u128)>);
+/// Each batch's results, and the records due for compaction.
+type GroupResults = (Vec<Vec<AckResult>>, Vec<Due>);
 
 /// One `store` call waiting for its group commit.
 pub(super) struct Pending {
@@ -244,7 +245,7 @@ struct Tables<'txn> {
     record_log: Table<'txn, (&'static str, u128, u64), (u64, u64)>,
     config: &'txn StoreConfig,
     next_seq: HashMap<String, u64>,
-    due: Vec<(String, u128)>,
+    due: Vec<Due>,
 }
 
 /// Change hashes of entries rejected earlier in the same batch, with the entry's event id
@@ -438,7 +439,10 @@ impl Tables<'_> {
         let row = tables::encode_row(tables::RECORD_ROW_V1, &record);
         self.records.insert((space, rid), row.as_slice())?;
         if self.config.compaction_due(&record) {
-            self.due.push((space.to_owned(), rid));
+            self.due.push(Due {
+                key: (space.to_owned(), rid),
+                urgent: self.config.compaction_urgent(&record),
+            });
         }
         Ok(Outcome::Stored { seq })
     }

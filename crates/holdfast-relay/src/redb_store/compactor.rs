@@ -5,13 +5,20 @@
 //! holds them. When the queue is full, a record is dropped from it and a scan of the
 //! record table (also run once after open) finds it later. One record is compacted at a
 //! time, so at most one document is in memory. The log is never rewritten.
+//!
+//! A record still being pushed to waits until it has been quiet for
+//! [`StoreConfig::compact_quiet`], unless it is urgent
+//! ([`StoreConfig::compaction_urgent`]): every push to a due record puts its compaction
+//! off again, so a document being typed into is loaded and saved when its writer pauses,
+//! or when its tail reaches the hard limits, instead of every few pushes.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
@@ -24,7 +31,16 @@ use crate::tables::{self, RecordRow};
 const SCAN_ROWS: usize = 1024;
 
 /// A (space, record) key of the record table.
-type Key = (String, u128);
+pub(super) type Key = (String, u128);
+
+/// A record a push made due for compaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Due {
+    pub key: Key,
+    /// Compacted without waiting for the record to be quiet
+    /// ([`StoreConfig::compaction_urgent`]).
+    pub urgent: bool,
+}
 
 /// The compactor of one store: its queue, and its thread if it runs in the background.
 pub(super) struct Compactor {
@@ -45,8 +61,10 @@ struct Shared {
 
 #[derive(Default)]
 struct Queue {
+    /// Queued keys, in the order they were first queued.
     order: VecDeque<Key>,
-    queued: HashSet<Key>,
+    /// What the compactor waits for, for each queued key.
+    queued: HashMap<Key, Waiting>,
     /// Records may be due that are not queued: at open, and after the queue was full.
     rescan: bool,
     /// Where the scan under way goes on from.
@@ -54,6 +72,15 @@ struct Queue {
     /// Counts restarts of the scan, so a step that ran meanwhile does not undo one.
     scan_restarts: u64,
     stop: bool,
+}
+
+/// What a queued record waits for.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    /// The last push that found it due; `None` when a scan found it (nobody pushed it
+    /// since the store opened, or the queue was full when they did).
+    pushed: Option<Instant>,
+    urgent: bool,
 }
 
 impl Compactor {
@@ -84,15 +111,21 @@ impl Compactor {
         Ok(Self { shared, thread })
     }
 
-    /// Queues records a commit made due. Without a background thread, nothing is queued:
-    /// [`Self::compact_now`] finds them.
-    pub fn enqueue(&self, keys: Vec<Key>) {
-        if self.thread.is_none() || keys.is_empty() {
+    /// Queues records a commit made due; a record queued already waits again for quiet
+    /// from now. Without a background thread, nothing is queued: [`Self::compact_now`]
+    /// finds them.
+    pub fn enqueue(&self, due: Vec<Due>) {
+        if self.thread.is_none() || due.is_empty() {
             return;
         }
+        let now = Instant::now();
         let mut queue = lock(&self.shared.queue);
-        for key in keys {
-            queue.push(key, self.shared.config.compact_queue_max);
+        for Due { key, urgent } in due {
+            let waiting = Waiting {
+                pushed: Some(now),
+                urgent,
+            };
+            queue.push(key, waiting, self.shared.config.compact_queue_max);
         }
         self.shared.cv.notify_one();
     }
@@ -131,9 +164,12 @@ impl Drop for Compactor {
 }
 
 impl Queue {
-    /// Queues `key` unless it is queued already; past `max`, leaves it to a scan.
-    fn push(&mut self, key: Key, max: usize) {
-        if self.queued.contains(&key) {
+    /// Queues `key`, or updates what a queued key waits for (its last push, urgent if
+    /// either is); past `max` keys, leaves it to a scan.
+    fn push(&mut self, key: Key, waiting: Waiting, max: usize) {
+        if let Some(queued) = self.queued.get_mut(&key) {
+            queued.pushed = queued.pushed.max(waiting.pushed);
+            queued.urgent |= waiting.urgent;
             return;
         }
         if self.order.len() >= max {
@@ -142,14 +178,29 @@ impl Queue {
             self.scan_restarts += 1;
             return;
         }
-        self.queued.insert(key.clone());
+        self.queued.insert(key.clone(), waiting);
         self.order.push_back(key);
     }
 
-    fn pop(&mut self) -> Option<Key> {
-        let key = self.order.pop_front()?;
-        self.queued.remove(&key);
-        Some(key)
+    /// The first key in queue order that is urgent or quiet for `quiet` at `now`, taken
+    /// from the queue; otherwise when the first one becomes quiet (`None`: nothing queued).
+    fn pop_ready(&mut self, now: Instant, quiet: Duration) -> Result<Key, Option<Instant>> {
+        let mut next = None;
+        for (i, key) in self.order.iter().enumerate() {
+            let waiting = self.queued[key];
+            let ready_at = waiting.pushed.map(|pushed| pushed + quiet);
+            match ready_at {
+                Some(at) if !waiting.urgent && at > now => {
+                    next = Some(next.map_or(at, |n: Instant| n.min(at)));
+                }
+                _ => {
+                    let key = self.order.remove(i).expect("the index is in range");
+                    self.queued.remove(&key);
+                    return Ok(key);
+                }
+            }
+        }
+        Err(next)
     }
 }
 
@@ -168,13 +219,25 @@ impl Shared {
                     if queue.stop {
                         return;
                     }
-                    if let Some(key) = queue.pop() {
-                        break Job::Record(key);
-                    }
+                    let next = match queue.pop_ready(Instant::now(), self.config.compact_quiet) {
+                        Ok(key) => break Job::Record(key),
+                        Err(next) => next,
+                    };
                     if queue.rescan {
                         break Job::Scan(queue.scan_after.clone(), queue.scan_restarts);
                     }
-                    queue = self.cv.wait(queue).unwrap_or_else(|e| e.into_inner());
+                    queue = match next {
+                        // Sleeps until the first queued record is quiet, or a push or a
+                        // stop wakes it.
+                        Some(at) => {
+                            let wait = at.saturating_duration_since(Instant::now());
+                            self.cv
+                                .wait_timeout(queue, wait)
+                                .map(|(queue, _)| queue)
+                                .unwrap_or_else(|e| e.into_inner().0)
+                        }
+                        None => self.cv.wait(queue).unwrap_or_else(|e| e.into_inner()),
+                    };
                 }
             };
             // A failure (or a bug) on one record must not stop compaction of the others.
@@ -215,8 +278,12 @@ impl Shared {
                     queue.rescan = resume.is_some();
                     queue.scan_after = resume;
                 }
+                let found = Waiting {
+                    pushed: None,
+                    urgent: false,
+                };
                 for key in due {
-                    queue.push(key, usize::MAX);
+                    queue.push(key, found, usize::MAX);
                 }
             }
         }

@@ -1,6 +1,8 @@
 //! [`StoreConfig`]: every limit and threshold of a [`RedbLogStore`](super::RedbLogStore),
 //! with its default, in one place.
 
+use std::time::Duration;
+
 use holdfast_protocol::limits::{
     BATCH_ENTRIES_MAX, CHANGES_PER_ENTRY_MAX, RECORD_BYTES_MAX_DEFAULT,
 };
@@ -37,6 +39,15 @@ pub const COMPACT_TAIL_PERCENT_MIN_DEFAULT: u64 = 10;
 /// never has to build a record's document itself.
 pub const COMPACT_TAIL_CHANGES_MIN_DEFAULT: u64 = (CHANGES_PER_ENTRY_MAX / 2) as u64;
 
+/// Default [`StoreConfig::compact_quiet`]: a record pushed to within the last 2 s waits for
+/// the background compactor, unless it is urgent: its tail holds `compact_tail_changes_min`
+/// changes, or at least as many bytes as its snapshot and `compact_tail_bytes_min`.
+/// A note being typed into is then compacted when its writer pauses, not every few pushes:
+/// a compaction loads and saves the whole document, so compacting a growing document at
+/// every 10% of its size costs about eleven loads and saves of its final size, which in
+/// workload 3 of BENCHMARKS.md took a third of the machine's CPU.
+pub const COMPACT_QUIET_DEFAULT: Duration = Duration::from_secs(2);
+
 /// Default [`StoreConfig::compact_queue_max`]: records waiting for the compactor. Past it,
 /// a record is left to a later scan of the record table rather than growing the queue.
 pub const COMPACT_QUEUE_MAX_DEFAULT: usize = 4096;
@@ -69,6 +80,11 @@ pub struct StoreConfig {
     pub compact_tail_percent_min: u64,
     /// A record is due anyway once this many changes follow its snapshot.
     pub compact_tail_changes_min: u64,
+    /// A due record pushed to within this time waits for the background compactor, unless
+    /// it is urgent (its tail holds `compact_tail_changes_min` changes, or at least as many
+    /// bytes as its snapshot and `compact_tail_bytes_min`);
+    /// [`RedbLogStore::compact_now`](super::RedbLogStore::compact_now) does not wait.
+    pub compact_quiet: Duration,
     /// Most records waiting for the background compactor.
     pub compact_queue_max: usize,
     /// Whether a background thread compacts records as they become due. Without it,
@@ -88,6 +104,7 @@ impl Default for StoreConfig {
             compact_tail_bytes_min: COMPACT_TAIL_BYTES_MIN_DEFAULT,
             compact_tail_percent_min: COMPACT_TAIL_PERCENT_MIN_DEFAULT,
             compact_tail_changes_min: COMPACT_TAIL_CHANGES_MIN_DEFAULT,
+            compact_quiet: COMPACT_QUIET_DEFAULT,
             compact_queue_max: COMPACT_QUEUE_MAX_DEFAULT,
             compact_in_background: true,
         }
@@ -109,6 +126,17 @@ impl StoreConfig {
         let large_enough = u128::from(row.tail_bytes) * 100
             >= u128::from(row.snapshot_bytes) * u128::from(self.compact_tail_percent_min);
         triggered && large_enough
+    }
+
+    /// Whether a due record is compacted even while it is being pushed to: its tail has
+    /// `compact_tail_changes_min` changes (a record state must stay sendable as changes),
+    /// or at least as many bytes as its snapshot and `compact_tail_bytes_min` (a bootstrap
+    /// sends at most about twice the document). Compacting at every doubling costs about
+    /// two loads and saves of the final document.
+    pub(crate) fn compaction_urgent(&self, row: &RecordRow) -> bool {
+        row.tail_entries > 0
+            && (row.tail_changes >= self.compact_tail_changes_min
+                || row.tail_bytes >= row.snapshot_bytes.max(self.compact_tail_bytes_min))
     }
 
     /// Most records in one bootstrap page.

@@ -27,9 +27,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{field, Instrument, Span};
 
-use super::driver::{self, Out, RelayDriver, Work};
+use super::driver::{Done, Out, RelayDriver, Work};
 use super::queue::{self, Refused, SendQueue};
-use super::storage::Done;
 use super::Shared;
 use crate::config::{CLOSE_GRACE, SOCKET_BUFFER_BYTES, TICK_INTERVAL};
 use crate::fanout::{live_inbox, Author, Encoded, LiveBatch, LiveInbox, Subscription};
@@ -223,7 +222,7 @@ impl Connection {
 
     fn finished(&mut self, done: Result<Done, JoinError>) {
         match done {
-            Ok(done) => self.drive(|driver, out| driver.done(done.into(), out)),
+            Ok(done) => self.drive(|driver, out| driver.done(done, out)),
             Err(error) => {
                 tracing::error!("storage task failed: {error}");
                 self.drive(RelayDriver::work_failed);
@@ -399,24 +398,6 @@ impl Connection {
             self.span.record("subject", grants.subject.as_str());
             tracing::info!("authenticated");
             self.named = true;
-        }
-    }
-}
-
-impl From<Done> for driver::Done {
-    fn from(done: Done) -> Self {
-        match done {
-            Done::Stored { request_id, result } => driver::Done::Stored { request_id, result },
-            Done::Pulled { request_id, reply } => driver::Done::Pulled { request_id, reply },
-            Done::Repaired {
-                space,
-                record,
-                reply,
-            } => driver::Done::Repaired {
-                space,
-                record,
-                reply,
-            },
         }
     }
 }

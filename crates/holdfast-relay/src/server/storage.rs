@@ -12,29 +12,10 @@ use holdfast_protocol::session::{PullReply, RequestId};
 use holdfast_protocol::{AckResult, BootstrapFrom, Cursor, Outcome, PushEntry, RecordId, SpaceId};
 use tracing::Span;
 
-use crate::error::StoreError;
+use super::driver::Done;
 use crate::fanout::{Author, Fanout, LiveBatch};
 use crate::metrics::Metrics;
 use crate::store::{stored_batches, LogStore, PullResult};
-
-/// A finished piece of storage work, handed back to its connection.
-#[derive(Debug)]
-pub(crate) enum Done {
-    Stored {
-        request_id: RequestId,
-        result: Result<Vec<AckResult>, StoreError>,
-    },
-    Pulled {
-        request_id: RequestId,
-        reply: PullReply,
-    },
-    /// The relay's answer to a device's sync message, if it has one.
-    Repaired {
-        space: SpaceId,
-        record: RecordId,
-        reply: Result<Option<Vec<u8>>, StoreError>,
-    },
-}
 
 /// What storage work needs, shared by every connection.
 #[derive(Clone)]

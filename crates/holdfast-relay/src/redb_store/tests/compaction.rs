@@ -29,6 +29,90 @@ fn records_are_due_by_the_configured_thresholds() {
 }
 
 #[test]
+fn due_records_are_urgent_at_the_hard_limits() {
+    let config = StoreConfig::default();
+    let check = |changes, bytes, snapshot_bytes, urgent: bool| {
+        let row = RecordRow {
+            snapshot_seq: u64::from(snapshot_bytes > 0),
+            snapshot_bytes,
+            tail_entries: changes,
+            tail_changes: changes,
+            tail_bytes: bytes,
+        };
+        assert_eq!(config.compaction_urgent(&row), urgent, "{row:?}");
+    };
+    check(0, 0, 0, false);
+    // Due (16 entries, 10% of the snapshot) but not urgent: it waits for quiet.
+    check(16, 1600, 0, false);
+    check(16, 100_000, 1_000_000, false);
+    // A tail as large as the snapshot, and at least 64 KiB...
+    check(16, 999_999, 1_000_000, false);
+    check(16, 1_000_000, 1_000_000, true);
+    check(16, COMPACT_TAIL_BYTES_MIN_DEFAULT - 1, 1000, false);
+    check(16, COMPACT_TAIL_BYTES_MIN_DEFAULT, 1000, true);
+    // ... or too many changes to send as changes.
+    check(511, 5110, 10_000_000, false);
+    check(512, 5120, 10_000_000, true);
+}
+
+/// A record being pushed to is compacted once it is quiet, or at once when urgent; pushes
+/// to a queued record put its compaction off again.
+#[test]
+fn the_background_compactor_waits_for_a_record_to_be_quiet_unless_it_is_urgent() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = space("s");
+    let quiet = Duration::from_millis(600);
+    let store = open(
+        dir.path(),
+        StoreConfig {
+            compact_tail_changes_min: 64,
+            compact_quiet: quiet,
+            ..StoreConfig::default()
+        },
+    );
+    let (mut typed, mut urgent) = (Doc::new(), Doc::new());
+    let start = std::time::Instant::now();
+    // `typed` is due after 16 pushes, then pushed to every 100 ms for twice the quiet time.
+    // `last_push` is taken before the push: it cannot be compacted before `quiet` after.
+    let mut last_push = start;
+    for i in 0..(COMPACT_TAIL_ENTRIES_MIN_DEFAULT + 12) {
+        last_push = std::time::Instant::now();
+        push(&store, vec![entry(&s, typed.record, vec![typed.change()])]);
+        if i >= COMPACT_TAIL_ENTRIES_MIN_DEFAULT {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // `urgent` gets 64 changes in one entry: compacted while `typed` still waits.
+    let changes = (0..64).map(|_| urgent.change()).collect();
+    push(&store, vec![entry(&s, urgent.record, changes)]);
+    eventually("the urgent record is compacted", || {
+        row(&store, &s, urgent.record).unwrap().snapshot_seq > 0 && store.compactions() == 1
+    });
+    let waited = last_push.elapsed();
+    // On a loaded machine the urgent compaction may come later than that.
+    if waited < quiet {
+        assert_eq!(
+            row(&store, &s, typed.record).unwrap().snapshot_seq,
+            0,
+            "compacted {waited:?} after its last push, before {quiet:?} of quiet"
+        );
+    }
+    eventually("the typed record is compacted once quiet", || {
+        row(&store, &s, typed.record).unwrap().snapshot_seq > 0 && store.compactions() == 2
+    });
+    assert!(
+        last_push.elapsed() >= quiet,
+        "compacted {:?} after its last push",
+        last_push.elapsed()
+    );
+    assert_eq!(
+        row(&store, &s, typed.record).unwrap().snapshot_seq,
+        COMPACT_TAIL_ENTRIES_MIN_DEFAULT + 12,
+        "one compaction, after the last push"
+    );
+}
+
+#[test]
 fn compaction_writes_a_snapshot_of_the_log_and_pulls_stay_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), quiet());
