@@ -14,12 +14,11 @@
 //!
 //! Run: `cargo bench -p holdfast-benches --bench writes`
 
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use holdfast_benches::{
-    create_note, open, small_edit, small_edit_change_bytes, BareAutomerge, RawRedb,
+    create_note, open, small_edit, small_edit_change_bytes, timed_writers, BareAutomerge, RawRedb,
 };
 
 /// Notes the writes rotate over.
@@ -65,30 +64,10 @@ fn writes(c: &mut Criterion) {
     group.bench_function("store_8_writers", |b| {
         b.iter_custom(|iters| {
             let per_thread = iters.div_ceil(writers as u64);
-            let barrier = Arc::new(Barrier::new(writers + 1));
-            let handles: Vec<_> = (0..writers)
-                .map(|w| {
-                    let store = store.clone();
-                    let barrier = barrier.clone();
-                    // Writer w owns notes w, w + 8, w + 16, ...
-                    let mine: Vec<_> = ids.iter().skip(w).step_by(writers).copied().collect();
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        for n in 0..per_thread {
-                            small_edit(&store, mine[n as usize % mine.len()], n);
-                        }
-                    })
-                })
-                .collect();
-            barrier.wait();
-            let start = Instant::now();
-            for h in handles {
-                h.join().expect("writer");
-            }
+            // Writer w owns notes w, w + 8, w + 16, ...
+            let elapsed = timed_writers(&store, &ids, writers, per_thread);
             // Per write: elapsed over all writes made.
-            start
-                .elapsed()
-                .mul_f64(iters as f64 / (per_thread * writers as u64) as f64)
+            elapsed.mul_f64(iters as f64 / (per_thread * writers as u64) as f64)
         })
     });
     group.finish();

@@ -6,7 +6,10 @@ use std::path::Path;
 pub mod compare;
 pub mod relay_client;
 
-use holdfast::{Field, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use holdfast::{Field, Query, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig};
 
 /// The notes schema every benchmark uses.
 pub fn schema() -> Schema {
@@ -19,6 +22,46 @@ pub fn schema() -> Schema {
             ("count", Field::counter()),
         ],
     )
+}
+
+/// Counts the notes a store holds, a page of 1,000 at a time.
+pub fn count_notes(store: &Store) -> anyhow::Result<usize> {
+    let mut count = 0;
+    let mut after = None;
+    loop {
+        let page = store.query(&Query::Collection("note"), 1000, after.as_ref())?;
+        count += page.ids.len();
+        match page.next {
+            Some(token) => after = Some(token),
+            None => return Ok(count),
+        }
+    }
+}
+
+/// `writers` threads make `per_writer` [`small_edit`]s each, writer `w` to notes `w`,
+/// `w + writers`, ... of `ids`, all starting together; returns the time until the last
+/// one is done.
+pub fn timed_writers(store: &Store, ids: &[RecordId], writers: usize, per_writer: u64) -> Duration {
+    let barrier = Arc::new(Barrier::new(writers + 1));
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let mine: Vec<_> = ids.iter().skip(w).step_by(writers).copied().collect();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for n in 0..per_writer {
+                    small_edit(&store, mine[n as usize % mine.len()], n);
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    for handle in handles {
+        handle.join().expect("a writer panicked");
+    }
+    started.elapsed()
 }
 
 /// Opens a fresh store at `path`.

@@ -15,7 +15,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use holdfast::{Query, SpaceId, Store, SyncConfig, SyncReport};
+use holdfast::{SpaceId, Store, SyncConfig, SyncReport};
+use holdfast_benches::count_notes;
 use holdfast_relay_harness::Relay;
 
 #[derive(Parser, Debug)]
@@ -190,19 +191,6 @@ fn write_records(
         ids.extend(made);
     }
     Ok(ids)
-}
-
-fn count_notes(store: &Store) -> anyhow::Result<usize> {
-    let mut count = 0;
-    let mut after = None;
-    loop {
-        let page = store.query(&Query::Collection("note"), 1000, after.as_ref())?;
-        count += page.ids.len();
-        match page.next {
-            Some(token) => after = Some(token),
-            None => return Ok(count),
-        }
-    }
 }
 
 fn timed<T, E: Into<anyhow::Error>>(

@@ -49,14 +49,7 @@ pub fn serve_ws() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!(
-            "{}",
-            serde_json::json!({ "listening": listener.local_addr()?.to_string() })
-        );
-        std::thread::spawn(|| {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-            std::process::exit(0);
-        });
+        super::process::announce_listening(listener.local_addr()?);
         let subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Message>>>> = Arc::default();
         loop {
             let (tcp, _) = listener.accept().await?;

@@ -4,7 +4,6 @@
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use holdfast::{Query, SpaceId, Store, StoreConfig};
@@ -12,7 +11,7 @@ use serde_json::json;
 
 use super::device::holdfast::{schema, write_records, SPACE};
 use super::process::own_rss_kib;
-use crate::{create_note, open, small_edit, small_edit_change_bytes, BareAutomerge};
+use crate::{create_note, open, small_edit, small_edit_change_bytes, timed_writers, BareAutomerge};
 
 /// Notes the writes rotate over (as in the `writes` criterion bench).
 const NOTES: usize = 100;
@@ -60,28 +59,8 @@ pub fn writes(dir: &Path, count: usize) -> anyhow::Result<Writes> {
     let store = open(&dir.join("multi.redb"));
     let ids: Vec<_> = (0..NOTES).map(|_| create_note(&store)).collect();
     let per_writer = count.div_ceil(writers);
-    let barrier = Arc::new(Barrier::new(writers + 1));
-    let handles: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            let barrier = barrier.clone();
-            let mine: Vec<_> = ids.iter().skip(w).step_by(writers).copied().collect();
-            std::thread::spawn(move || {
-                barrier.wait();
-                for n in 0..per_writer {
-                    small_edit(&store, mine[n % mine.len()], n as u64);
-                }
-            })
-        })
-        .collect();
-    barrier.wait();
-    let started = Instant::now();
-    for handle in handles {
-        handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("a writer panicked"))?;
-    }
-    let eight = started.elapsed() / (per_writer * writers) as u32;
+    let eight =
+        timed_writers(&store, &ids, writers, per_writer as u64) / (per_writer * writers) as u32;
     Ok(Writes {
         payload,
         raw,

@@ -9,6 +9,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// A server child's side of [`Peer::listening`]: prints `{"listening": "ADDR"}`, then exits
+/// the process once its parent closes stdin (or dies).
+pub fn announce_listening(addr: std::net::SocketAddr) {
+    println!("{}", serde_json::json!({ "listening": addr.to_string() }));
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+}
+
 /// `VmRSS` and `VmHWM` (peak) of a process, in KiB; `None` once it is gone.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -111,6 +121,17 @@ impl Peer {
         writeln!(self.stdin, "{command}")
             .and_then(|_| self.stdin.flush())
             .map_err(|e| CallError::Failed(format!("{}: {e}", self.name)))
+    }
+
+    /// Waits for a server child's first answer, `{"listening": "127.0.0.1:PORT"}` (see
+    /// [`announce_listening`]), and returns the address.
+    pub fn listening(&mut self) -> anyhow::Result<std::net::SocketAddr> {
+        let answer = self.recv(Duration::from_secs(60))?;
+        Ok(answer
+            .get("listening")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow::anyhow!("{}: no listening address", self.name))?
+            .parse()?)
     }
 
     /// Waits for the next JSON answer; kills the child after `limit`.

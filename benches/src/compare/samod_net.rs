@@ -93,15 +93,7 @@ pub fn serve(dir: &Path) -> anyhow::Result<()> {
             .make_acceptor(samod::Url::parse("ws://127.0.0.1/")?)
             .map_err(|_| anyhow::anyhow!("the repo stopped"))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!(
-            "{}",
-            serde_json::json!({ "listening": listener.local_addr()?.to_string() })
-        );
-        std::thread::spawn(|| {
-            // The parent closes stdin (or dies): stop.
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-            std::process::exit(0);
-        });
+        super::process::announce_listening(listener.local_addr()?);
         loop {
             let (tcp, _) = listener.accept().await?;
             let _ = tcp.set_nodelay(true);

@@ -2,10 +2,8 @@
 //! samod sync server child, automerge-repo's node server) behind a byte-counting proxy,
 //! and device children that reach it through the proxy.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use holdfast_relay_harness::Relay;
 
@@ -85,14 +83,14 @@ impl Server {
                 let mut command = Command::new(std::env::current_exe()?);
                 command.args(["child", "samod-server", "--dir"]).arg(dir);
                 let mut peer = Peer::spawn("samod server", command)?;
-                let addr = listening(&mut peer)?;
+                let addr = peer.listening()?;
                 (None, Some(peer), addr, String::new())
             }
             System::Node => {
                 let mut command = Command::new("node");
                 command.current_dir(node_dir()).arg("server.mjs").arg(dir);
                 let mut peer = Peer::spawn("automerge-repo server", command)?;
-                let addr = listening(&mut peer)?;
+                let addr = peer.listening()?;
                 (None, Some(peer), addr, String::new())
             }
         };
@@ -159,13 +157,4 @@ impl Server {
         };
         Peer::spawn(format!("{} {name}", self.system.name()), command)
     }
-}
-
-fn listening(peer: &mut Peer) -> anyhow::Result<SocketAddr> {
-    let answer = peer.recv(Duration::from_secs(60))?;
-    Ok(answer
-        .get("listening")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| anyhow::anyhow!("{}: no listening address", peer.name))?
-        .parse()?)
 }

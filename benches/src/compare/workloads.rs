@@ -174,7 +174,7 @@ fn records(
 
     // The wire's capacity with nothing behind it, through the same proxy.
     let mut server = ws_server()?;
-    let addr = listening(&mut server)?;
+    let addr = server.listening()?;
     let proxy = Proxy::start(rt, addr)?;
     let url = proxy.addr.to_string();
     let big = rt.block_on(super::baseline::ws_throughput(&url, 64 * 1024, 256 << 20))?;
@@ -645,14 +645,6 @@ fn ws_server() -> anyhow::Result<Peer> {
     Peer::spawn("bare WebSocket server", command)
 }
 
-fn listening(peer: &mut Peer) -> anyhow::Result<std::net::SocketAddr> {
-    let answer = peer.recv(Duration::from_secs(60))?;
-    Ok(answer["listening"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no address"))?
-        .parse()?)
-}
-
 /// Workload 5.
 fn fanout(plan: &Plan, rt: &tokio::runtime::Handle, report: &mut Report) -> anyhow::Result<()> {
     use holdfast_relay_harness::Relay;
@@ -672,7 +664,7 @@ fn fanout(plan: &Plan, rt: &tokio::runtime::Handle, report: &mut Report) -> anyh
     };
     let message_bytes = holdfast_protocol::encode(&frame)?.len();
     let mut server = ws_server()?;
-    let addr = listening(&mut server)?;
+    let addr = server.listening()?;
     let (p50, p99) = rt.block_on(super::baseline::ws_fanout(
         &addr.to_string(),
         subscribers,

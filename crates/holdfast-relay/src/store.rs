@@ -110,6 +110,28 @@ pub struct SnapshotPage {
     pub next: Option<RecordId>,
 }
 
+impl From<PullResult> for PullReply {
+    /// The session's answer to a pull: the entries, or a repair of the space (the device
+    /// drives it, since it knows which records it holds; the session starts it with a
+    /// `Resync`, and the relay has no first messages to add).
+    fn from(result: PullResult) -> Self {
+        match result {
+            PullResult::Changes {
+                entries,
+                next_cursor,
+                more,
+            } => PullReply::Changes {
+                entries,
+                next_cursor,
+                more,
+            },
+            PullResult::Repair { .. } => PullReply::Repair {
+                messages: Vec::new(),
+            },
+        }
+    }
+}
+
 impl From<SnapshotPage> for PullReply {
     fn from(page: SnapshotPage) -> Self {
         PullReply::Snapshot {

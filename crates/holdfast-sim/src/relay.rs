@@ -354,25 +354,12 @@ impl Relay {
         out: &mut RelayOut,
     ) -> PullReply {
         match self.log().pull(space, Some(cursor), max_bytes) {
-            Ok(PullResult::Changes {
-                entries,
-                next_cursor,
-                more,
-            }) => PullReply::Changes {
-                entries,
-                next_cursor,
-                more,
-            },
-            Ok(PullResult::Repair { reason }) => {
-                out.notes
-                    .push(format!("pull of {space} needs a repair: {reason:?}"));
-                PullReply::Repair {
-                    messages: Vec::new(),
+            Ok(result) => {
+                if let PullResult::Repair { reason } = &result {
+                    out.notes
+                        .push(format!("pull of {space} needs a repair: {reason:?}"));
                 }
-            }
-            Ok(other) => {
-                out.anomalies.push(format!("unknown pull result {other:?}"));
-                PullReply::Failed
+                result.into()
             }
             Err(e) => {
                 out.anomalies.push(format!("pull of {space} failed: {e}"));

@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use holdfast::{
-    Field, Query, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig, SyncConfig, SyncHandle,
+    Field, RecordId, ScalarType, Schema, SpaceId, Store, StoreConfig, SyncConfig, SyncHandle,
 };
 
 use super::{read_ids, record, write_ids, Device, DeviceArgs};
 use crate::compare::trace::{Edit, Trace, EDITS_PER_COMMIT};
+use crate::count_notes;
 
 /// The space every comparison record is in.
 pub const SPACE: &str = "compare";
@@ -54,20 +55,6 @@ pub fn write_records(
         ids.extend(made);
     }
     Ok(ids)
-}
-
-/// Counts the notes a store holds.
-pub fn count_notes(store: &Store) -> anyhow::Result<usize> {
-    let mut count = 0;
-    let mut after = None;
-    loop {
-        let page = store.query(&Query::Collection("note"), 1000, after.as_ref())?;
-        count += page.ids.len();
-        match page.next {
-            Some(token) => after = Some(token),
-            None => return Ok(count),
-        }
-    }
 }
 
 /// A store and, while typing is synced live, its worker.

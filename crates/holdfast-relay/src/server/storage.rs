@@ -65,22 +65,11 @@ impl Storage {
     ) -> Done {
         let _entered = span.enter();
         let reply = match self.store.pull(space, Some(cursor), max_bytes) {
-            Ok(PullResult::Changes {
-                entries,
-                next_cursor,
-                more,
-            }) => PullReply::Changes {
-                entries,
-                next_cursor,
-                more,
-            },
-            Ok(PullResult::Repair { reason }) => {
-                // The device drives the repair (it knows which records it holds); the
-                // session tells it to start with a `Resync`.
-                tracing::info!(%space, %cursor, ?reason, "pull needs a repair");
-                PullReply::Repair {
-                    messages: Vec::new(),
+            Ok(result) => {
+                if let PullResult::Repair { reason } = &result {
+                    tracing::info!(%space, %cursor, ?reason, "pull needs a repair");
                 }
+                result.into()
             }
             Err(error) => {
                 tracing::error!(%space, %cursor, "pull failed: {error}");
