@@ -120,14 +120,17 @@ impl Compactor {
         }
         let now = Instant::now();
         let mut queue = lock(&self.shared.queue);
+        let mut wake = false;
         for Due { key, urgent } in due {
             let waiting = Waiting {
                 pushed: Some(now),
                 urgent,
             };
-            queue.push(key, waiting, self.shared.config.compact_queue_max);
+            wake |= queue.push(key, waiting, self.shared.config.compact_queue_max);
         }
-        self.shared.cv.notify_one();
+        if wake {
+            self.shared.cv.notify_one();
+        }
     }
 
     /// Compacts every due record now, on the calling thread; returns how many.
@@ -165,21 +168,25 @@ impl Drop for Compactor {
 
 impl Queue {
     /// Queues `key`, or updates what a queued key waits for (its last push, urgent if
-    /// either is); past `max` keys, leaves it to a scan.
-    fn push(&mut self, key: Key, waiting: Waiting, max: usize) {
+    /// either is); past `max` keys, leaves it to a scan. Returns whether the thread may
+    /// have work sooner than it thought: a new key, a key now urgent, or a scan. A later
+    /// push to a queued key only puts it off, which needs no wake-up.
+    fn push(&mut self, key: Key, waiting: Waiting, max: usize) -> bool {
         if let Some(queued) = self.queued.get_mut(&key) {
             queued.pushed = queued.pushed.max(waiting.pushed);
+            let now_urgent = waiting.urgent && !queued.urgent;
             queued.urgent |= waiting.urgent;
-            return;
+            return now_urgent;
         }
         if self.order.len() >= max {
             self.rescan = true;
             self.scan_after = None;
             self.scan_restarts += 1;
-            return;
+            return true;
         }
         self.queued.insert(key.clone(), waiting);
         self.order.push_back(key);
+        true
     }
 
     /// The first key in queue order that is urgent or quiet for `quiet` at `now`, taken
@@ -283,6 +290,7 @@ impl Shared {
                     urgent: false,
                 };
                 for key in due {
+                    // This thread is the one that would be woken.
                     queue.push(key, found, usize::MAX);
                 }
             }
