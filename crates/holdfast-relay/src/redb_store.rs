@@ -105,6 +105,15 @@ impl RedbLogStore {
                 let indexed = tables::index_log(&txn)?;
                 tracing::info!(indexed, "relay store migrated from format 1: log indexed");
             }
+            if found < 3 {
+                let (old, kept) = tables::scope_events(&txn)?;
+                tracing::info!(
+                    found,
+                    old,
+                    kept,
+                    "relay store migrated: event ids keyed by space"
+                );
+            }
             meta.insert(tables::META_FORMAT, &FORMAT_VERSION.to_le_bytes()[..])?;
             let epoch = match read_meta(&meta, tables::META_EPOCH)? {
                 Some(bytes) => u64::from_le_bytes(fixed(&bytes, "epoch")?),
@@ -197,14 +206,21 @@ impl RedbLogStore {
         let removed = {
             let mut times = txn.open_table(tables::EVENT_TIMES)?;
             let mut events = txn.open_table(tables::EVENTS)?;
-            let expired = times
-                .range((0, 0)..=(cutoff, u128::MAX))?
-                .take(usize::try_from(self.config.prune_rows_max).unwrap_or(usize::MAX))
-                .map(|item| item.map(|(k, _)| k.value()))
-                .collect::<Result<Vec<_>, _>>()?;
-            for key in &expired {
-                times.remove(key)?;
-                events.remove(key.1)?;
+            let expired = match cutoff.checked_add(1) {
+                Some(end) => times.range(..(end, "", 0u128))?,
+                None => times.range::<(u64, &str, u128)>(..)?,
+            }
+            .take(usize::try_from(self.config.prune_rows_max).unwrap_or(usize::MAX))
+            .map(|item| {
+                item.map(|(k, _)| {
+                    let (ms, space, id) = k.value();
+                    (ms, space.to_owned(), id)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+            for (ms, space, id) in &expired {
+                times.remove((*ms, space.as_str(), *id))?;
+                events.remove((space.as_str(), *id))?;
             }
             expired.len() as u64
         };
@@ -215,11 +231,16 @@ impl RedbLogStore {
         Ok(removed)
     }
 
-    /// The outcome remembered for `event_id`, as first answered, if it is remembered.
-    pub fn event_outcome(&self, event_id: EventId) -> Result<Option<Outcome>, StoreError> {
+    /// The outcome remembered for `event_id` in `space`, as first answered, if it is
+    /// remembered.
+    pub fn event_outcome(
+        &self,
+        space: &SpaceId,
+        event_id: EventId,
+    ) -> Result<Option<Outcome>, StoreError> {
         let txn = self.db.begin_read()?;
         let events = txn.open_table(tables::EVENTS)?;
-        let Some(row) = events.get(tables::eid(event_id))? else {
+        let Some(row) = events.get((space.as_str(), tables::eid(event_id)))? else {
             return Ok(None);
         };
         let row: EventRow = tables::decode_row(tables::EVENT_ROW_V1, row.value(), "event")?;

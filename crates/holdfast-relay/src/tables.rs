@@ -2,7 +2,7 @@
 //! (see docs/relay-storage.md).
 
 use holdfast_protocol::{EventId, Outcome, RecordId};
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +15,9 @@ mod tests;
 /// whenever a table or row layout changes; a file of a newer format is refused.
 ///
 /// 2 added the record index (`records`, `record_log`) and `snapshots`; a format-1 file is
-/// migrated at open by indexing its log.
-pub const FORMAT_VERSION: u32 = 2;
+/// migrated at open by indexing its log. 3 keyed event ids by space ([`EVENTS`] replaced
+/// [`EVENTS_V2`]); an older file's event rows are moved at open by [`scope_events`].
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Store-wide values: [`META_FORMAT`], [`META_EPOCH`], [`META_RELAY_ID`].
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -24,10 +25,18 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
 /// (space, change hash) → seq of the log entry holding the change.
 pub(crate) const CHANGES: TableDefinition<(&str, [u8; 32]), u64> = TableDefinition::new("changes");
-/// event id → [`EventRow`]: the outcome an event id got, and when.
-pub(crate) const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
-/// (stored ms, event id) → (): event rows by age, so pruning reads only expired rows.
-pub(crate) const EVENT_TIMES: TableDefinition<(u64, u128), ()> =
+/// (space, event id) → [`EventRow`]: the outcome an event id got in a space, and when.
+/// Per space, so that no answer in one space depends on what another holds.
+pub(crate) const EVENTS: TableDefinition<(&str, u128), &[u8]> =
+    TableDefinition::new("space_events");
+/// (stored ms, space, event id) → (): event rows by age, so pruning reads only expired rows.
+pub(crate) const EVENT_TIMES: TableDefinition<(u64, &str, u128), ()> =
+    TableDefinition::new("space_event_times");
+/// Formats 1 and 2: event id → [`EventRow`], one namespace for every space. Read and
+/// deleted by [`scope_events`] only.
+pub(crate) const EVENTS_V2: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
+/// Formats 1 and 2: (stored ms, event id) → (). Deleted by [`scope_events`].
+pub(crate) const EVENT_TIMES_V2: TableDefinition<(u64, u128), ()> =
     TableDefinition::new("event_times");
 /// (space, record) → [`RecordRow`]: each record's snapshot position and tail, kept in step
 /// with every append.
@@ -147,6 +156,46 @@ pub(crate) fn index_log(txn: &redb::WriteTransaction) -> Result<u64, StoreError>
         indexed += 1;
     }
     Ok(indexed)
+}
+
+/// Moves the event rows of a format-1 or format-2 file, keyed by event id alone, to
+/// [`EVENTS`], keyed by (space, event id), and deletes the old tables. Runs once, inside
+/// the transaction that opens the file; returns (old rows, rows written).
+///
+/// An old row does not name its space. A `Stored { seq }` row is moved to each space whose
+/// log holds that event id at `seq` (one, unless the id was pruned and reused), found by one
+/// pass over the log. Every other row is dropped, as its space cannot be known: a resend is
+/// then decided again, which answers a `Duplicate` exactly as before (held changes and
+/// their seqs never change) and a permanent rejection from the store's state now.
+pub(crate) fn scope_events(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
+    let old = txn.open_table(EVENTS_V2)?;
+    let total = old.len()?;
+    let mut moved = 0;
+    if total > 0 {
+        let log = txn.open_table(LOG)?;
+        let mut events = txn.open_table(EVENTS)?;
+        let mut times = txn.open_table(EVENT_TIMES)?;
+        for item in log.iter()? {
+            let (key, value) = item?;
+            let (space, seq) = key.value();
+            let entry: LogRow = decode_row(LOG_ROW_V1, value.value(), "log")?;
+            let id = eid(entry.event_id);
+            let Some(bytes) = old.get(id)? else {
+                continue;
+            };
+            let row: EventRow = decode_row(EVENT_ROW_V1, bytes.value(), "event")?;
+            if row.outcome != (Outcome::Stored { seq }) {
+                continue;
+            }
+            events.insert((space, id), bytes.value())?;
+            times.insert((row.stored_ms, space, id), ())?;
+            moved += 1;
+        }
+    }
+    drop(old);
+    txn.delete_table(EVENTS_V2)?;
+    txn.delete_table(EVENT_TIMES_V2)?;
+    Ok((total, moved))
 }
 
 /// The record row of (space, record), if the record has log entries.

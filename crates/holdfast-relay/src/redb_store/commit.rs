@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, TryLockError};
 use std::time::Duration;
 
 use holdfast_protocol::limits::MESSAGE_BYTES_MAX;
-use holdfast_protocol::{AckResult, EventId, Outcome, PushEntry, RejectCode};
+use holdfast_protocol::{AckResult, EventId, Outcome, PushEntry, RejectCode, SpaceId};
 use redb::{Durability, ReadableTable, Table};
 
 use super::compactor::Due;
@@ -239,8 +239,8 @@ pub(super) fn check(entry: PushEntry) -> Checked {
 struct Tables<'txn> {
     log: Table<'txn, (&'static str, u64), &'static [u8]>,
     changes: Table<'txn, (&'static str, [u8; 32]), u64>,
-    events: Table<'txn, u128, &'static [u8]>,
-    times: Table<'txn, (u64, u128), ()>,
+    events: Table<'txn, (&'static str, u128), &'static [u8]>,
+    times: Table<'txn, (u64, &'static str, u128), ()>,
     records: Table<'txn, (&'static str, u128), &'static [u8]>,
     record_log: Table<'txn, (&'static str, u128, u64), (u64, u64)>,
     config: &'txn StoreConfig,
@@ -248,9 +248,10 @@ struct Tables<'txn> {
     due: Vec<Due>,
 }
 
-/// Change hashes of entries rejected earlier in the same batch, with the entry's event id
-/// and whether its rejection is permanent.
-type Refused = HashMap<[u8; 32], (EventId, bool)>;
+/// (space, change hash) of entries rejected earlier in the same batch, with the entry's
+/// event id and whether its rejection is permanent. Per space, like every other lookup: a
+/// change refused in one space says nothing about a dependency in another.
+type Refused = HashMap<(SpaceId, [u8; 32]), (EventId, bool)>;
 
 impl Tables<'_> {
     fn apply_batch(&mut self, batch: Batch) -> Result<Vec<AckResult>, StoreError> {
@@ -272,7 +273,8 @@ impl Tables<'_> {
         now_ms: u64,
     ) -> Result<Outcome, StoreError> {
         let event_id = checked.entry.event_id;
-        let key = tables::eid(event_id);
+        let space = checked.entry.space.clone();
+        let key = (space.as_str(), tables::eid(event_id));
         let remembered = match self.events.get(key)? {
             Some(row) => Some(tables::decode_row::<EventRow>(
                 tables::EVENT_ROW_V1,
@@ -299,14 +301,14 @@ impl Tables<'_> {
                     };
                     let row = tables::encode_row(tables::EVENT_ROW_V1, &row);
                     self.events.insert(key, row.as_slice())?;
-                    self.times.insert((now_ms, key), ())?;
+                    self.times.insert((now_ms, key.0, key.1), ())?;
                 }
                 outcome
             }
         };
         if let Outcome::Rejected { permanent, .. } = &outcome {
             for p in &checked.parsed {
-                refused.insert(p.hash, (event_id, *permanent));
+                refused.insert((space.clone(), p.hash), (event_id, *permanent));
             }
         }
         Ok(outcome)
@@ -359,7 +361,7 @@ impl Tables<'_> {
                         true,
                     )));
                 }
-                let answer = match refused.get(dep) {
+                let answer = match refused.get(&(checked.entry.space.clone(), *dep)) {
                     Some(&(parent, permanent)) => rejected(
                         RejectCode::DependencyRejected { event_id: parent },
                         format!(

@@ -13,6 +13,7 @@ use crate::tables::RecordRow;
 
 mod bootstrap;
 mod compaction;
+mod events;
 mod index;
 mod limit;
 mod repair;

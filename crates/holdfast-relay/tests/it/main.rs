@@ -2,6 +2,7 @@
 //! directories, and the `holdfast-relay` binary on loopback ports.
 
 mod cli;
+mod compat;
 mod concurrent;
 mod deps;
 mod epoch;
@@ -12,6 +13,7 @@ mod push;
 mod refusals;
 mod retention;
 mod serve;
+mod spaces;
 mod tls;
 mod wire;
 

@@ -95,7 +95,7 @@ fn changes_already_held_are_not_stored_twice_under_a_new_event_id() {
     let again = entry(&s, doc.record, vec![c1.clone(), c2.clone()]);
     assert_eq!(push(&store, vec![again.clone()]), [duplicate(2)]);
     assert_eq!(
-        store.event_outcome(again.event_id).unwrap(),
+        store.event_outcome(&s, again.event_id).unwrap(),
         Some(duplicate(2))
     );
     // One held, one new: only the new change enters the log.
@@ -181,7 +181,7 @@ fn malformed_changes_are_rejected_permanently_and_the_same_way_again() {
             "repeat answered the same"
         );
         assert_eq!(
-            store.event_outcome(e.event_id).unwrap(),
+            store.event_outcome(&s, e.event_id).unwrap(),
             Some(first[0].clone())
         );
     };
@@ -210,7 +210,7 @@ fn transient_rejections_are_not_remembered() {
             ..
         }
     ));
-    assert_eq!(store.event_outcome(child.event_id).unwrap(), None);
+    assert_eq!(store.event_outcome(&s, child.event_id).unwrap(), None);
 }
 
 #[test]

@@ -31,12 +31,15 @@ fn an_event_id_is_remembered_just_below_the_window_and_forgotten_at_it() {
         0,
         "just below the window"
     );
-    assert_eq!(store.event_outcome(e.event_id).unwrap(), Some(stored(1)));
+    assert_eq!(
+        store.event_outcome(&s, e.event_id).unwrap(),
+        Some(stored(1))
+    );
     let repeat = store.store_at(vec![e.clone()], T0 + window - 1).unwrap();
     assert_eq!(outcomes(&repeat), [duplicate(1)]);
 
     assert_eq!(store.prune(T0 + window).unwrap(), 1, "at the window");
-    assert_eq!(store.event_outcome(e.event_id).unwrap(), None);
+    assert_eq!(store.event_outcome(&s, e.event_id).unwrap(), None);
     // The changes are still held, so the entry is still not stored twice.
     let late = store.store_at(vec![e.clone()], T0 + window).unwrap();
     assert_eq!(outcomes(&late), [duplicate(1)]);

@@ -46,7 +46,7 @@ fn an_entry_is_stored_up_to_the_limit_and_rejected_past_it() {
                 "{got:?}"
             );
             assert!(too_large(
-                &store.event_outcome(last.event_id).unwrap().unwrap(),
+                &store.event_outcome(&s, last.event_id).unwrap().unwrap(),
                 max
             ));
             assert_eq!(push(&store, vec![last])[0], got[0]);
