@@ -27,9 +27,11 @@ use thiserror::Error;
 
 use crate::auth::{mint_token, MintError, RoleClaim, TokenRequest};
 use crate::config::{
-    ServerConfig, ServerLimits, TlsFiles, CONNECTIONS_MAX_DEFAULT, DATA_DEFAULT, HTTP_DEFAULT,
-    LISTEN_DEFAULT, SECRET_FILE_DEFAULT, SEND_QUEUE_BYTES_MAX_DEFAULT,
-    SEND_QUEUE_FRAMES_MAX_DEFAULT, SHUTDOWN_GRACE_DEFAULT,
+    ServerConfig, ServerLimits, TlsFiles, CONNECTIONS_MAX_DEFAULT, DATA_DEFAULT,
+    HANDSHAKES_MAX_DEFAULT, HANDSHAKES_PER_IP_MAX_DEFAULT, HTTP_CONNECTIONS_MAX_DEFAULT,
+    HTTP_DEFAULT, HTTP_HEADER_TIMEOUT_DEFAULT, LISTEN_DEFAULT, SECRET_FILE_DEFAULT,
+    SEND_QUEUE_BYTES_MAX_DEFAULT, SEND_QUEUE_FRAMES_MAX_DEFAULT, SHUTDOWN_GRACE_DEFAULT,
+    WRITE_TIMEOUT_DEFAULT,
 };
 use crate::secret::{Secret, SecretError};
 use crate::{RedbLogStore, StoreConfig, StoreError};
@@ -93,9 +95,26 @@ pub struct ServeArgs {
     /// The token secret, created (readable by its owner only) if missing.
     #[arg(long, env = "HOLDFAST_RELAY_SECRET_FILE", default_value = SECRET_FILE_DEFAULT)]
     pub secret_file: PathBuf,
-    /// Most connections served at once; more are told to retry later.
+    /// Most authenticated devices served at once; more are told to retry later.
     #[arg(long, env = "HOLDFAST_RELAY_MAX_CONNECTIONS", default_value_t = CONNECTIONS_MAX_DEFAULT)]
     pub max_connections: usize,
+    /// Most connections not authenticated yet (handshakes, waiting for Hello); more are
+    /// closed at once.
+    #[arg(long, env = "HOLDFAST_RELAY_MAX_HANDSHAKES", default_value_t = HANDSHAKES_MAX_DEFAULT)]
+    pub max_handshakes: usize,
+    /// Most connections not authenticated yet from one IP address (0: no cap; use 0
+    /// behind a proxy, where every connection comes from the proxy's address).
+    #[arg(long, env = "HOLDFAST_RELAY_MAX_HANDSHAKES_PER_IP", default_value_t = HANDSHAKES_PER_IP_MAX_DEFAULT)]
+    pub max_handshakes_per_ip: usize,
+    /// Seconds one write may wait for a device to read before it is dropped as too slow.
+    #[arg(long, env = "HOLDFAST_RELAY_WRITE_TIMEOUT_SECS", default_value_t = WRITE_TIMEOUT_DEFAULT.as_secs())]
+    pub write_timeout_secs: u64,
+    /// Most connections to /healthz and /metrics at once; more are closed at once.
+    #[arg(long, env = "HOLDFAST_RELAY_HTTP_MAX_CONNECTIONS", default_value_t = HTTP_CONNECTIONS_MAX_DEFAULT)]
+    pub http_max_connections: usize,
+    /// Seconds a request to /healthz or /metrics has to send its headers.
+    #[arg(long, env = "HOLDFAST_RELAY_HTTP_HEADER_TIMEOUT_SECS", default_value_t = HTTP_HEADER_TIMEOUT_DEFAULT.as_secs())]
+    pub http_header_timeout_secs: u64,
     /// Largest message read from a device, in bytes.
     #[arg(long, env = "HOLDFAST_RELAY_MAX_FRAME_BYTES", default_value_t = FRAME_BYTES_MAX as u32)]
     pub max_frame_bytes: u32,
@@ -136,6 +155,11 @@ impl ServeArgs {
     pub fn config(&self) -> ServerConfig {
         let limits = ServerLimits {
             connections_max: self.max_connections,
+            handshakes_max: self.max_handshakes,
+            handshakes_per_ip_max: self.max_handshakes_per_ip,
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+            http_connections_max: self.http_max_connections,
+            http_header_timeout: Duration::from_secs(self.http_header_timeout_secs),
             frame_bytes_max: self.max_frame_bytes,
             push_rate_per_sec: self.push_rate,
             push_burst: self.push_burst,

@@ -25,6 +25,24 @@ pub const SECRET_FILE_DEFAULT: &str = "holdfast-relay.secret";
 /// Default most connections served at once; one more is turned away with `ServerBusy`.
 pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
 
+/// Default most connections that have not authenticated yet (TLS and WebSocket handshakes,
+/// waiting for `Hello`); one more is closed at once.
+pub const HANDSHAKES_MAX_DEFAULT: usize = 1_000;
+
+/// Default most connections from one IP address that have not authenticated yet; 0 for
+/// no cap (behind a proxy every connection comes from its address).
+pub const HANDSHAKES_PER_IP_MAX_DEFAULT: usize = 64;
+
+/// Default time one write to a device may wait for the device to read; past it the
+/// connection is dropped as a slow consumer.
+pub const WRITE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Default most connections to the operations endpoints at once; more are closed at once.
+pub const HTTP_CONNECTIONS_MAX_DEFAULT: usize = 64;
+
+/// Default time an operations request has to send its headers.
+pub const HTTP_HEADER_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
 /// Default most frames waiting to be written to one connection.
 pub const SEND_QUEUE_FRAMES_MAX_DEFAULT: usize = 256;
 
@@ -105,8 +123,18 @@ pub struct TlsFiles {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerLimits {
-    /// Connections served at once.
+    /// Authenticated connections served at once.
     pub connections_max: usize,
+    /// Connections not authenticated yet, at once.
+    pub handshakes_max: usize,
+    /// Connections not authenticated yet from one IP address, at once; 0 for no cap.
+    pub handshakes_per_ip_max: usize,
+    /// Time one write may wait for the device to read before it is dropped.
+    pub write_timeout: Duration,
+    /// Connections to the operations endpoints at once.
+    pub http_connections_max: usize,
+    /// Time an operations request has to send its headers.
+    pub http_header_timeout: Duration,
     /// Largest WebSocket message read, at most the protocol's `FRAME_BYTES_MAX`; a larger
     /// one is refused before it is buffered.
     pub frame_bytes_max: u32,
@@ -130,6 +158,11 @@ impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             connections_max: CONNECTIONS_MAX_DEFAULT,
+            handshakes_max: HANDSHAKES_MAX_DEFAULT,
+            handshakes_per_ip_max: HANDSHAKES_PER_IP_MAX_DEFAULT,
+            write_timeout: WRITE_TIMEOUT_DEFAULT,
+            http_connections_max: HTTP_CONNECTIONS_MAX_DEFAULT,
+            http_header_timeout: HTTP_HEADER_TIMEOUT_DEFAULT,
             frame_bytes_max: FRAME_BYTES_MAX as u32,
             push_rate_per_sec: PUSH_RATE_PER_SEC_DEFAULT,
             push_burst: PUSH_BURST_DEFAULT,
@@ -148,6 +181,15 @@ impl ServerLimits {
         let invalid = |message: String| Err(ConfigError { message });
         if self.connections_max == 0 {
             return invalid("the connection limit must be at least 1".into());
+        }
+        if self.handshakes_max == 0 {
+            return invalid("the handshake limit must be at least 1".into());
+        }
+        if self.http_connections_max == 0 {
+            return invalid("the operations connection limit must be at least 1".into());
+        }
+        if self.write_timeout.is_zero() || self.http_header_timeout.is_zero() {
+            return invalid("the write and header timeouts must be at least 1 s".into());
         }
         if self.frame_bytes_max as usize > FRAME_BYTES_MAX || self.frame_bytes_max < 1024 {
             return invalid(format!(

@@ -1,10 +1,17 @@
 //! The operations endpoints, plain HTTP on their own address: `GET /healthz` answers
 //! `200 ok` while the store answers a read, `503` otherwise; `GET /metrics` gives every
 //! metric in the Prometheus (OpenMetrics) text format.
+//!
+//! The port is guarded like the device port, so that flooding it takes nothing from the
+//! devices: at most `http_connections_max` connections are served at once (one more is
+//! closed as soon as it is accepted), a request has `http_header_timeout` to send its
+//! headers (a slowloris request is closed), and a connection lives at most
+//! [`HTTP_CONNECTION_TIME_MAX`].
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -12,14 +19,21 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use holdfast_protocol::SpaceId;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
-use crate::config::HEALTH_TIMEOUT;
+use crate::config::{ServerLimits, HEALTH_TIMEOUT};
 use crate::metrics::Metrics;
 use crate::store::LogStore;
 
 /// The space `/healthz` reads; it is never written, so the read is one empty range.
 pub const HEALTH_SPACE: &str = "holdfast.healthz";
+
+/// Longest time one connection to the operations endpoints is served.
+pub const HTTP_CONNECTION_TIME_MAX: Duration = Duration::from_secs(60);
 
 /// What the endpoints read.
 #[derive(Clone)]
@@ -28,19 +42,55 @@ pub(crate) struct HttpState {
     pub(crate) metrics: Arc<Metrics>,
 }
 
-/// Serves the endpoints on `listener` until `shutdown` completes.
+/// Serves the endpoints on `listener` until `shutdown` completes, within the connection
+/// limit and timeouts of `limits`; connections still open then are closed.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: HttpState,
+    limits: &ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let permits = Arc::new(Semaphore::new(limits.http_connections_max));
+    let header_timeout = limits.http_header_timeout;
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!("could not accept an operations connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "operations connection limit reached: closing a connection");
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(tcp), service);
+            match tokio::time::timeout(HTTP_CONNECTION_TIME_MAX, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%peer, "operations connection: {error}"),
+                Err(_) => tracing::debug!(%peer, "operations connection open too long: closed"),
+            }
+        });
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 async fn healthz(State(state): State<HttpState>) -> (StatusCode, &'static str) {

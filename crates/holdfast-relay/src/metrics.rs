@@ -25,8 +25,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections accepted and served.
     pub connections_accepted: Counter,
-    /// Connections turned away with `ServerBusy` because the limit was reached.
-    pub connections_refused: Counter,
+    /// Connections turned away, by reason (see `server::admission::Refusal`).
+    pub connections_refused: Family<ReasonLabel, Counter>,
     /// WebSocket messages received.
     pub frames_received: Counter,
     /// Frames sent.
@@ -49,6 +49,13 @@ pub struct Metrics {
     pub slow_consumers: Counter,
 }
 
+/// The `reason` label of [`Metrics::connections_refused`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why the connection was turned away.
+    pub reason: &'static str,
+}
+
 /// The `outcome` label of [`Metrics::push_entries`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -62,7 +69,15 @@ impl Metrics {
         let mut registry = Registry::with_prefix("holdfast_relay");
         let connections_open = Gauge::default();
         let connections_accepted = Counter::default();
-        let connections_refused = Counter::default();
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        for reason in crate::server::Refusal::ALL {
+            // Every reason shows, at 0, before its first refusal.
+            connections_refused
+                .get_or_create(&ReasonLabel {
+                    reason: reason.label(),
+                })
+                .get();
+        }
         let frames_received = Counter::default();
         let frames_sent = Counter::default();
         let wire_bytes_received = Counter::default();
@@ -89,7 +104,7 @@ impl Metrics {
         );
         r.register(
             "connections_refused",
-            "WebSocket connections turned away because the connection limit was reached",
+            "Connections turned away, by reason",
             connections_refused.clone(),
         );
         r.register(
@@ -160,6 +175,13 @@ impl Metrics {
     pub fn push_entry(&self, outcome: &'static str) {
         self.push_entries
             .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// Counts one connection turned away for `reason`.
+    pub fn refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 

@@ -33,11 +33,17 @@
 //! batch and shared by every subscriber but the connection that stored it, which is sent
 //! the entries without their changes (its device holds them; docs/protocol.md).
 //!
-//! **Slow consumers.** A connection whose send queue passes its frame or byte bound, or
-//! whose live inbox is full, is sent a close (1013) and dropped; others are unaffected.
+//! **Backpressure and slow consumers.** While a connection's send queue is past half of a
+//! bound, its requests are not read. A connection whose send queue passes its frame or
+//! byte bound, whose live inbox is full, or whose device does not read what is written
+//! within the write timeout, is sent a close (1013) if it can be and dropped; others are
+//! unaffected (`queue.rs`).
 //!
-//! **Connection limit.** Beyond `connections_max`, a connection is still upgraded, told
-//! `Error { ServerBusy }` and closed (1013).
+//! **Who gets in** (`admission.rs`). A socket not authenticated yet holds one of
+//! `handshakes_max` handshake tickets (at most `handshakes_per_ip_max` per address); past
+//! either it is closed at once. A device whose `Hello` is accepted takes one of
+//! `connections_max` device permits; past that it is told `Error { ServerBusy }` and closed
+//! (1013). Every refusal is counted by reason and logged, within a line budget.
 //!
 //! **Shutdown.** Stop accepting; each connection stops reading, waits for its stores and
 //! pulls in flight (their acks are sent), then sends `Error { ServerBusy }` and closes;
@@ -46,14 +52,20 @@
 //! **Memory.** An idle authenticated connection costs about 12 KB of resident memory
 //! (measured: 10,000 connections add 121 MiB to the relay's RSS; see the
 //! `idle_connections_cost_little_memory` test): a 4 KiB read buffer, two small tasks and
-//! the session. Buffers grow while a large frame passes and tungstenite keeps its write
-//! buffer's capacity afterwards.
+//! the session. Whatever the device sends, it stays bounded: incoming data frames reach
+//! tungstenite cut into 4 KiB fragments (`reframe.rs`), so its read buffer never grows past
+//! one and a large message lives in a buffer of its own, freed with it; tungstenite's write
+//! buffer is capped (`queue.rs`), which coalesces the pongs of a ping flood.
 
+mod admission;
 mod connection;
 pub mod driver;
 mod queue;
+mod reframe;
 mod storage;
 mod tls;
+
+pub use admission::{Refusal, REFUSAL_LINES_PER_SEC};
 
 use std::future::Future;
 use std::io;
@@ -65,7 +77,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use holdfast_protocol::session::Authenticator;
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
@@ -78,6 +90,7 @@ use crate::metrics::Metrics;
 use crate::redb_store::{RedbLogStore, StoreConfig};
 use crate::secret::{Secret, SecretError};
 use crate::store::LogStore;
+use admission::{Admission, Handshake};
 use storage::Storage;
 
 /// Pause after a failed `accept` (out of file descriptors), so the loop does not spin.
@@ -111,6 +124,7 @@ pub(crate) struct Shared {
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) relay_id: Uuid,
     pub(crate) limits: ServerLimits,
+    pub(crate) admission: Arc<Admission>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -150,16 +164,19 @@ impl Server {
         let ws = bind(config.listen, "WebSocket").await?;
         let http = bind(config.http, "HTTP").await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::new());
+        let admission = Arc::new(Admission::new(&config.limits, metrics.clone()));
         let storage = Storage {
             store: backends.store,
             fanout: backends.fanout,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         };
         let shared = Arc::new(Shared {
             storage,
             authenticator,
             relay_id: backends.relay_id,
             limits: config.limits.clone(),
+            admission,
             shutdown: shutdown_rx,
         });
         Ok(Self {
@@ -219,14 +236,17 @@ impl Server {
             metrics: shared.storage.metrics.clone(),
         };
         let mut http_shutdown = shared.shutdown.clone();
-        let http = tokio::spawn(http::serve(http, state, async move {
-            let _ = http_shutdown.wait_for(|stop| *stop).await;
-        }));
+        let http_limits = shared.limits.clone();
+        let http = tokio::spawn(async move {
+            http::serve(http, state, &http_limits, async move {
+                let _ = http_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+        });
         let pruning = redb.map(|store| tokio::spawn(prune_loop(store)));
 
         // Each connection task holds a sender; the channel closes once all have ended.
         let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
-        let permits = Arc::new(Semaphore::new(shared.limits.connections_max));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -235,12 +255,15 @@ impl Server {
             };
             match accepted {
                 Ok((tcp, peer)) => {
-                    let permit = permits.clone().try_acquire_owned().ok();
-                    let admitted = permit.is_some();
+                    // Past the handshake budget the socket is closed here, at no more cost
+                    // than the accept.
+                    let Ok(ticket) = shared.admission.handshake(peer) else {
+                        continue;
+                    };
                     let (shared, tls, open) = (shared.clone(), tls.clone(), open_tx.clone());
                     tokio::spawn(async move {
-                        let _held = (open, permit);
-                        accept(tcp, peer, tls, shared, admitted).await;
+                        let _open = open;
+                        accept(tcp, peer, tls, shared, ticket).await;
                     });
                 }
                 Err(error) => {
@@ -279,28 +302,30 @@ async fn accept(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    admitted: bool,
+    ticket: Handshake,
 ) {
     let metrics = shared.storage.metrics.clone();
-    if admitted {
-        metrics.connections_accepted.inc();
-    } else {
-        metrics.connections_refused.inc();
-        tracing::warn!(%peer, "connection limit reached: turning a device away");
-    }
+    metrics.connections_accepted.inc();
     metrics.connections_open.inc();
     let _ = tcp.set_nodelay(true);
     // Each arm is boxed, so that a plain connection's task is not as large as a TLS one's
     // (a task is allocated at the size of its largest state).
     match tls {
-        None => Box::pin(connection::serve(tcp, peer, shared, admitted)).await,
+        None => Box::pin(connection::serve(tcp, peer, shared, ticket)).await,
         Some(acceptor) => {
             let timeout = shared.limits.handshake_timeout;
             let handshake = Box::pin(tokio::time::timeout(timeout, acceptor.accept(tcp)));
+            let admission = &shared.admission;
             match handshake.await {
-                Ok(Ok(stream)) => Box::pin(connection::serve(stream, peer, shared, admitted)).await,
-                Ok(Err(error)) => tracing::debug!(%peer, "TLS handshake failed: {error}"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Ok(Ok(stream)) => Box::pin(connection::serve(stream, peer, shared, ticket)).await,
+                Ok(Err(error)) => {
+                    let detail = format!("TLS handshake failed: {error}");
+                    admission.refuse(peer, None, Refusal::HandshakeFailed, &detail);
+                }
+                Err(_) => {
+                    let detail = "TLS handshake timed out";
+                    admission.refuse(peer, None, Refusal::HandshakeTimeout, detail);
+                }
             }
         }
     }

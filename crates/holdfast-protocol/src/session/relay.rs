@@ -223,6 +223,8 @@ struct Connection {
     grants: Grants,
     subscribed: BTreeSet<SpaceId>,
     bucket: TokenBucket,
+    /// Reading is paused until then: a repair found the bucket empty.
+    paused_until_ms: Option<u64>,
     stores: HashMap<RequestId, Vec<Slot>>,
     pulls: HashMap<RequestId, SpaceId>,
 }
@@ -254,7 +256,6 @@ impl RelaySession {
         if matches!(self.state, State::Closed) {
             return Vec::new();
         }
-        self.liveness.heard(now_ms);
         let frame_bytes_max = self.config.limits.frame_bytes_max;
         if bytes.len() > frame_bytes_max as usize {
             let detail = format!("frame of {} bytes", bytes.len());
@@ -273,8 +274,15 @@ impl RelaySession {
 
     /// Handles a frame the driver decoded itself, as [`handle_bytes`](Self::handle_bytes)
     /// does after its size check and decode (a simulation may skip the bytes).
+    ///
+    /// Only a frame that shows the device at work or reading keeps the connection from
+    /// going idle: a request, or a `Pong` (the answer to the relay's `Ping`). A `Ping` is
+    /// answered but is not progress: a peer that pings without reading is pinged in turn,
+    /// and closed when it does not answer within the idle timeout.
     pub fn handle_frame(&mut self, frame: Frame, now_ms: u64) -> Vec<RelayEffect> {
-        self.liveness.heard(now_ms);
+        if !matches!(frame, Frame::Ping { .. } | Frame::Error { .. }) {
+            self.liveness.heard(now_ms);
+        }
         match (&self.state, frame) {
             (State::Closed, _) => Vec::new(),
             (_, Frame::Ping { nonce }) => vec![RelayEffect::Send(Frame::Pong { nonce })],
@@ -323,7 +331,7 @@ impl RelaySession {
                     record,
                     message,
                 },
-            ) => self.repair(space, record, message),
+            ) => self.repair(space, record, message, now_ms),
             (State::Authenticated(_), frame) => {
                 let detail = format!("unexpected {} from a device", frame.name());
                 self.fail(ErrorCode::Malformed, detail)
@@ -477,7 +485,7 @@ impl RelaySession {
     /// Handles the passing of time: pings a quiet device, closes an idle connection, a
     /// handshake that takes too long, or one whose token expired.
     pub fn handle_tick(&mut self, now_ms: u64) -> Vec<RelayEffect> {
-        match &self.state {
+        match &mut self.state {
             State::Closed => return Vec::new(),
             State::AwaitingHello => {
                 if now_ms.saturating_sub(self.started_ms) >= self.config.handshake_timeout_ms {
@@ -487,6 +495,12 @@ impl RelaySession {
             State::Authenticated(connection) => {
                 if connection.grants.expired(now_ms) {
                     return self.fail(ErrorCode::Unauthorized, "token expired");
+                }
+                if connection
+                    .paused_until_ms
+                    .is_some_and(|until| until <= now_ms)
+                {
+                    connection.paused_until_ms = None;
                 }
             }
         }
@@ -511,13 +525,16 @@ impl RelaySession {
     }
 
     /// Whether the driver should read the next message. False while the stores or the
-    /// pulls waiting for storage are at their limit, and once closed.
+    /// pulls waiting for storage are at their limit, while repairs have spent the rate
+    /// limit (until a [`handle_tick`](Self::handle_tick) finds it refilled), and once
+    /// closed.
     pub fn wants_read(&self) -> bool {
         match &self.state {
             State::AwaitingHello => true,
             State::Authenticated(connection) => {
                 connection.stores.len() < self.config.limits.pushes_in_flight_max as usize
                     && connection.pulls.len() < self.config.pulls_in_flight_max as usize
+                    && connection.paused_until_ms.is_none()
             }
             State::Closed => false,
         }
@@ -574,14 +591,18 @@ impl RelaySession {
         }
         let grants = match self.authenticator.authenticate(token, now_ms) {
             Ok(grants) if !grants.expired(now_ms) => grants,
-            Ok(_) => return self.fail(ErrorCode::Unauthorized, "token expired"),
+            Ok(grants) => {
+                let detail = format!("the token of {} expired", grants.subject);
+                return self.fail(ErrorCode::Unauthorized, detail);
+            }
             Err(error) => return self.fail(ErrorCode::Unauthorized, error.to_string()),
         };
         if let Some(space) = spaces.iter().find(|space| !grants.can_read(space)) {
             let code = ErrorCode::Forbidden {
                 space: space.clone(),
             };
-            return self.fail(code, format!("hello names {space}, not readable"));
+            let detail = format!("hello names {space}, which {} may not read", grants.subject);
+            return self.fail(code, detail);
         }
         let bucket = TokenBucket::new(
             self.config.push_rate_per_sec,
@@ -594,6 +615,7 @@ impl RelaySession {
             grants,
             subscribed: spaces.clone(),
             bucket,
+            paused_until_ms: None,
             stores: HashMap::new(),
             pulls: HashMap::new(),
         }));
@@ -630,7 +652,10 @@ impl RelaySession {
             let detail = "more pushes in flight than the welcome allows";
             return self.fail(ErrorCode::Malformed, detail);
         }
-        if let Err(retry_after_secs) = connection.bucket.take(now_ms) {
+        if let Err(wait_ms) = connection.bucket.take(now_ms) {
+            let retry_after_secs = u32::try_from(wait_ms.div_ceil(1000))
+                .unwrap_or(u32::MAX)
+                .max(1);
             let results = entries
                 .into_iter()
                 .map(|entry| {
@@ -725,15 +750,28 @@ impl RelaySession {
         Ok(request_id)
     }
 
-    fn repair(&mut self, space: SpaceId, record: RecordId, message: Vec<u8>) -> Vec<RelayEffect> {
-        let Some(grants) = self.grants() else {
+    /// A repair message is charged to the push rate limit: it may carry changes, and
+    /// answering it costs the relay more than a pull. It is never refused for the rate
+    /// (the device's conversation would stall): when the bucket is empty the message is
+    /// still handled, and reading pauses until the bucket has refilled.
+    fn repair(
+        &mut self,
+        space: SpaceId,
+        record: RecordId,
+        message: Vec<u8>,
+        now_ms: u64,
+    ) -> Vec<RelayEffect> {
+        let State::Authenticated(connection) = &mut self.state else {
             return Vec::new();
         };
-        if !grants.can_read(&space) {
+        if !connection.grants.can_read(&space) {
             let detail = format!("repair of {space}, not readable");
             return self.fail(ErrorCode::Forbidden { space }, detail);
         }
-        let may_write = grants.can_write(&space);
+        if let Err(wait_ms) = connection.bucket.take(now_ms) {
+            connection.paused_until_ms = Some(now_ms.saturating_add(wait_ms));
+        }
+        let may_write = connection.grants.can_write(&space);
         vec![RelayEffect::Repair {
             space,
             record,
@@ -805,8 +843,8 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one push, or says in how many seconds one will be available.
-    fn take(&mut self, now_ms: u64) -> Result<(), u32> {
+    /// Takes one push, or says in how many milliseconds one will be available.
+    fn take(&mut self, now_ms: u64) -> Result<(), u64> {
         if self.rate == 0 {
             return Ok(());
         }
@@ -820,9 +858,6 @@ impl TokenBucket {
             self.level -= PUSH_COST;
             return Ok(());
         }
-        let wait_ms = (PUSH_COST - self.level).div_ceil(self.rate);
-        Err(u32::try_from(wait_ms.div_ceil(1000))
-            .unwrap_or(u32::MAX)
-            .max(1))
+        Err((PUSH_COST - self.level).div_ceil(self.rate))
     }
 }

@@ -2,13 +2,15 @@
 //! it, without I/O) a socket, the blocking pool, the fan-out and a clock, and a writer task
 //! draining its send queue into the socket.
 //!
-//! The task reads a message only while the driver wants one (backpressure), ticks it every
-//! second, runs the storage work it hands out on the blocking pool (`storage.rs`) and
-//! hands the results back, and forwards live batches from the fan-out, encoding each
-//! batch's `Changes` frame once for every subscriber. On a shutdown signal the driver
-//! stops reading, lets the stores and pulls in flight finish (their acks are sent), then
-//! turns the device away with `ServerBusy`. A connection whose send queue or live inbox
-//! overflows is dropped as a slow consumer.
+//! The task reads a message only while the driver wants one and the send queue is not
+//! congested (backpressure), ticks it every second, runs the storage work it hands out on
+//! the blocking pool (`storage.rs`) and hands the results back, and forwards live batches
+//! from the fan-out, encoding each batch's `Changes` frame once for every subscriber. When
+//! the driver welcomes the device, the connection trades its handshake ticket for a device
+//! permit, or turns the device away with `ServerBusy` (`admission.rs`). On a shutdown
+//! signal the driver stops reading, lets the stores and pulls in flight finish (their acks
+//! are sent), then turns the device away with `ServerBusy`. A connection whose send queue
+//! or live inbox overflows, or whose device stops reading, is dropped as a slow consumer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,19 +18,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use holdfast_protocol::session::{CloseReason, RelayConfig};
-use holdfast_protocol::{encode_with_stats, Frame, SpaceId};
+use holdfast_protocol::{encode_with_stats, ErrorCode, Frame, SpaceId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{field, Instrument, Span};
 
+use super::admission::{Device, Handshake, Refusal};
 use super::driver::{Done, Out, RelayDriver, Work};
-use super::queue::{self, Refused, SendQueue};
+use super::queue::{self, Refused, SendQueue, WriterEnd, WRITE_BUFFER_BYTES_MAX};
+use super::reframe::Reframed;
 use super::Shared;
 use crate::config::{CLOSE_GRACE, SOCKET_BUFFER_BYTES, TICK_INTERVAL};
 use crate::fanout::{live_inbox, Author, Encoded, LiveBatch, LiveInbox, Subscription};
@@ -40,9 +44,15 @@ const FRAME_HEADER_BYTES: usize = 2;
 /// WebSocket close code for a peer dropped as a slow consumer: try again later.
 const SLOW_CONSUMER_CLOSE_CODE: u16 = 1013;
 
-/// Serves one accepted stream (TCP or TLS) until it closes. `admitted` is false when the
-/// connection limit is reached: the device is then told `ServerBusy` and closed.
-pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, admitted: bool)
+/// WebSocket close code after the peer broke the WebSocket protocol (RFC 6455 7.4.1).
+const PROTOCOL_ERROR_CLOSE_CODE: u16 = 1002;
+
+/// WebSocket close code after a text message that is not UTF-8 (RFC 6455 7.4.1).
+const INVALID_DATA_CLOSE_CODE: u16 = 1007;
+
+/// Serves one accepted stream (TCP or TLS) until it closes. `ticket` is its place among
+/// the handshakes, held until the device is welcomed.
+pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, ticket: Handshake)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -53,27 +63,40 @@ where
         subject = field::Empty
     );
     async move {
-        let config = websocket_config(shared.limits.frame_bytes_max as usize);
+        let frame_bytes_max = shared.limits.frame_bytes_max as usize;
+        let config = websocket_config(frame_bytes_max);
+        let stream = Reframed::new(stream, frame_bytes_max);
         let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+        let admission = &shared.admission;
         let ws = match tokio::time::timeout(shared.limits.handshake_timeout, handshake).await {
             Ok(Ok(ws)) => ws,
-            Ok(Err(error)) => return tracing::debug!("websocket handshake failed: {error}"),
-            Err(_) => return tracing::debug!("websocket handshake timed out"),
+            Ok(Err(error)) => {
+                let detail = format!("WebSocket handshake failed: {error}");
+                admission.refuse(peer, None, Refusal::HandshakeFailed, &detail);
+                return;
+            }
+            Err(_) => {
+                let detail = "WebSocket handshake timed out";
+                admission.refuse(peer, None, Refusal::HandshakeTimeout, detail);
+                return;
+            }
         };
-        tracing::debug!(admitted, "connected");
-        run(ws, shared, admitted).await;
+        tracing::debug!("connected");
+        run(ws, peer, shared, ticket).await;
         tracing::debug!("disconnected");
     }
     .instrument(span)
     .await;
 }
 
-/// Small buffers so idle connections cost little; messages above the frame limit are
-/// refused from their header, before any of them is buffered.
+/// Small buffers so idle connections cost little, and a capped write buffer (see
+/// `queue.rs`); messages above the frame limit are refused from their header, before any
+/// of them is buffered.
 fn websocket_config(frame_bytes_max: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES_MAX)
         .max_message_size(Some(frame_bytes_max))
         .max_frame_size(Some(frame_bytes_max))
 }
@@ -85,7 +108,9 @@ enum Event {
     Live(Option<Arc<LiveBatch>>),
     Tick,
     Shutdown,
-    WriterEnded,
+    /// The send queue drained below congestion.
+    Drained,
+    WriterEnded(Result<WriterEnd, JoinError>),
 }
 
 struct Connection {
@@ -98,6 +123,11 @@ struct Connection {
     inbox: Option<LiveInbox>,
     subscription: Option<Subscription>,
     span: Span,
+    peer: SocketAddr,
+    /// Its place among the handshakes, until the device is welcomed.
+    handshake: Option<Handshake>,
+    /// Its place among the devices, once welcomed.
+    device: Option<Device>,
     /// The task stops: the driver closed, the socket failed, or the peer left.
     ended: bool,
     /// A close frame of our own is queued.
@@ -106,7 +136,7 @@ struct Connection {
     named: bool,
 }
 
-async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, admitted: bool)
+async fn run<S>(ws: WebSocketStream<S>, peer: SocketAddr, shared: Arc<Shared>, ticket: Handshake)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -114,7 +144,13 @@ where
     let limits = &shared.limits;
     let queue = SendQueue::new(limits.send_queue_frames_max, limits.send_queue_bytes_max);
     let metrics = shared.storage.metrics.clone();
-    let mut writer = tokio::spawn(queue::write_loop(sink, queue.clone(), metrics));
+    let write_timeout = limits.write_timeout;
+    let mut writer = tokio::spawn(queue::write_loop(
+        sink,
+        queue.clone(),
+        metrics,
+        write_timeout,
+    ));
     let driver = RelayDriver::new(
         relay_config(&shared),
         shared.authenticator.clone(),
@@ -130,13 +166,13 @@ where
         inbox: None,
         subscription: None,
         span: Span::current(),
+        peer,
+        handshake: Some(ticket),
+        device: None,
         ended: false,
         closing: false,
         named: false,
     };
-    if !admitted {
-        connection.drive(RelayDriver::shut_down);
-    }
     let writer_ended = connection
         .serve(&mut stream, &mut writer, &mut shutdown)
         .await;
@@ -161,7 +197,7 @@ impl Connection {
     async fn serve<S>(
         &mut self,
         stream: &mut Reader<S>,
-        writer: &mut JoinHandle<()>,
+        writer: &mut JoinHandle<WriterEnd>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool
     where
@@ -174,16 +210,19 @@ impl Connection {
             self.drive(RelayDriver::shut_down);
         }
         while !self.ended {
-            let reading = self.driver.wants_read();
+            let wants = self.driver.wants_read();
+            let congested = wants && self.queue.is_congested();
+            let reading = wants && !congested;
             let event = tokio::select! {
                 message = stream.next(), if reading => Event::Message(message),
+                () = self.queue.drained(), if congested => Event::Drained,
                 done = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     Event::Done(done.expect("the join set is not empty"))
                 }
                 batch = recv(&mut self.inbox) => Event::Live(batch),
                 _ = tick.tick() => Event::Tick,
                 _ = shutdown.changed(), if !draining => Event::Shutdown,
-                _ = &mut *writer => Event::WriterEnded,
+                end = &mut *writer => Event::WriterEnded(end),
             };
             match event {
                 Event::Message(message) => self.received(message),
@@ -195,7 +234,13 @@ impl Connection {
                     draining = true;
                     self.drive(RelayDriver::shut_down);
                 }
-                Event::WriterEnded => return true,
+                Event::Drained => {}
+                Event::WriterEnded(end) => {
+                    if matches!(end, Ok(WriterEnd::Stalled)) {
+                        self.count_slow_consumer("the device does not read what is written");
+                    }
+                    return true;
+                }
             }
         }
         false
@@ -212,6 +257,28 @@ impl Connection {
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             Some(Err(WsError::Capacity(error))) => {
                 self.drive(|driver, out| driver.too_large(error.to_string(), out));
+            }
+            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                tracing::debug!("the device left without a close");
+                self.ended = true;
+            }
+            Some(Err(error @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
+                // Broken WebSocket framing: no frame of ours can follow, only a close
+                // with its code.
+                let code = match error {
+                    WsError::Utf8(_) => INVALID_DATA_CLOSE_CODE,
+                    _ => PROTOCOL_ERROR_CLOSE_CODE,
+                };
+                tracing::debug!("WebSocket protocol violation: {error}");
+                if self.device.is_none() {
+                    let detail = format!("WebSocket protocol violation: {error}");
+                    self.shared
+                        .admission
+                        .refuse(self.peer, None, Refusal::Malformed, &detail);
+                }
+                self.queue.abort(code, "protocol violation");
+                self.closing = true;
+                self.ended = true;
             }
             Some(Err(error)) => {
                 tracing::debug!("connection failed: {error}");
@@ -268,7 +335,15 @@ impl Connection {
     /// Does what the driver asked: storage work on the blocking pool, the subscription,
     /// frames into the send queue, then the close. A `Changes` frame answering the live
     /// batch `live` is encoded once for all its subscribers.
-    fn carry_out(&mut self, out: Out, live: Option<&LiveBatch>) {
+    fn carry_out(&mut self, mut out: Out, live: Option<&LiveBatch>) {
+        if out.subscribe.is_some() && self.device.is_none() {
+            out = self.admit(out);
+        }
+        if let Some(reason) = &out.close {
+            if self.device.is_none() {
+                self.refused(reason, &out.frames);
+            }
+        }
         // Problems are logged by the driver already.
         let Out {
             frames,
@@ -298,6 +373,50 @@ impl Connection {
             }
         }
         self.name_span();
+    }
+
+    /// The driver just welcomed the device (`out` holds the `Welcome`): the connection
+    /// takes a device permit and gives back its handshake ticket, or, with every permit
+    /// taken, turns the device away with `ServerBusy` instead.
+    fn admit(&mut self, out: Out) -> Out {
+        let admission = self.shared.admission.clone();
+        if let Some(device) = admission.device() {
+            self.device = Some(device);
+            self.handshake = None;
+            return out;
+        }
+        let subject = self.driver.session().grants().map(|g| g.subject.clone());
+        let detail = "every device permit is taken (--max-connections)";
+        admission.refuse(self.peer, subject.as_deref(), Refusal::Busy, detail);
+        let mut busy = Out::default();
+        self.driver.shut_down(&mut busy);
+        busy
+    }
+
+    /// Counts and logs a connection closed before its device was welcomed.
+    fn refused(&self, reason: &CloseReason, frames: &[Frame]) {
+        let refusal = match reason {
+            CloseReason::Sent(ErrorCode::Unauthorized) => Refusal::Unauthorized,
+            CloseReason::Sent(ErrorCode::Forbidden { .. }) => Refusal::Forbidden,
+            CloseReason::Sent(ErrorCode::UnsupportedVersion { .. }) => Refusal::UnsupportedVersion,
+            // Counted where it is decided (`admit`), or the relay is shutting down.
+            CloseReason::Sent(ErrorCode::ServerBusy { .. }) => return,
+            CloseReason::Sent(_) => Refusal::Malformed,
+            CloseReason::HandshakeTimeout => Refusal::HandshakeTimeout,
+            // The peer sent an error, or went quiet after its hello: not a refusal.
+            _ => return,
+        };
+        let detail = frames
+            .iter()
+            .rev()
+            .find_map(|frame| match frame {
+                Frame::Error { message, .. } => Some(message.as_str()),
+                _ => None,
+            })
+            .unwrap_or("no hello in time");
+        self.shared
+            .admission
+            .refuse(self.peer, None, refusal, detail);
     }
 
     /// Hands a piece of storage work to the blocking pool.
@@ -373,11 +492,15 @@ impl Connection {
     }
 
     fn slow_consumer(&mut self, why: &str) {
-        tracing::warn!(why, "dropping a slow consumer");
-        self.shared.storage.metrics.slow_consumers.inc();
+        self.count_slow_consumer(why);
         self.queue.abort(SLOW_CONSUMER_CLOSE_CODE, "slow consumer");
         self.closing = true;
         self.ended = true;
+    }
+
+    fn count_slow_consumer(&self, why: &str) {
+        tracing::warn!(why, "dropping a slow consumer");
+        self.shared.storage.metrics.slow_consumers.inc();
     }
 
     fn subscribe(&mut self, spaces: &[SpaceId]) {

@@ -1,19 +1,33 @@
 //! A connection's bounded queue of frames waiting to be written, and the task writing them.
 //!
-//! The queue is bounded by frames and by bytes. A push past either bound fails, and the
-//! connection is dropped as a slow consumer instead of growing memory; a frame larger
-//! than the byte bound is still admitted into an empty queue, so one large `Changes`
-//! never strands a device. The byte count covers frames until the writer hands them to
-//! the socket.
+//! The queue is bounded by frames and by bytes. Past half of either bound it is
+//! *congested*: the connection stops reading the device's requests until the writer has
+//! drained it below, so a device that sends a burst of requests and reads the answers is
+//! slowed down, never dropped. A push past either bound fails, and the connection is
+//! dropped as a slow consumer instead of growing memory: only what the device did not ask
+//! for (live changes) or asked for before the queue congested can get there. A frame
+//! larger than the byte bound is still admitted into an empty queue, so one large
+//! `Changes` never strands a device. The byte count covers frames until the writer hands
+//! them to the socket.
+//!
+//! The writer sends a frame longer than [`WRITE_FRAGMENT_BYTES`] as a fragmented message,
+//! so tungstenite's write buffer stays under [`WRITE_BUFFER_BYTES_MAX`] whatever is sent:
+//! tungstenite queues one pong per ping it reads in that buffer, and refuses to buffer past
+//! the cap (coalescing pongs), so a peer that pings without reading costs at most that
+//! much. A write that cannot finish within the write timeout, or that finds the buffer
+//! full, ends the connection as a slow consumer: the peer does not read.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -22,6 +36,15 @@ use crate::metrics::Metrics;
 
 #[cfg(test)]
 mod tests;
+
+/// Largest WebSocket frame the writer sends; a longer message goes as fragments.
+pub(crate) const WRITE_FRAGMENT_BYTES: usize = 16 << 10;
+
+/// Cap of tungstenite's write buffer (its `max_write_buffer_size`): frames written and
+/// not yet taken by the socket, pongs included.
+pub(crate) const WRITE_BUFFER_BYTES_MAX: usize = 64 << 10;
+
+const _: () = assert!(WRITE_FRAGMENT_BYTES + 16 <= WRITE_BUFFER_BYTES_MAX / 2);
 
 /// The sending side of one connection. Cheap to clone: the writer task holds a clone.
 #[derive(Clone, Debug)]
@@ -41,7 +64,10 @@ pub(crate) enum Refused {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
+    /// The writer has something to do.
     ready: Notify,
+    /// The writer took frames off a congested queue.
+    drained: Notify,
     frames_max: usize,
     bytes_max: usize,
 }
@@ -75,6 +101,7 @@ impl SendQueue {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 ready: Notify::new(),
+                drained: Notify::new(),
                 frames_max,
                 bytes_max,
             }),
@@ -100,6 +127,24 @@ impl SendQueue {
         drop(state);
         self.inner.ready.notify_one();
         Ok(())
+    }
+
+    /// Whether the queue is past half of a bound: the connection should not read
+    /// requests until [`drained`](Self::drained).
+    pub(crate) fn is_congested(&self) -> bool {
+        let state = self.state();
+        !state.closed && self.congested(&state)
+    }
+
+    fn congested(&self, state: &State) -> bool {
+        state.items.len() >= self.inner.frames_max.div_ceil(2)
+            || state.bytes >= self.inner.bytes_max.div_ceil(2)
+    }
+
+    /// Completes once the writer has taken frames off the queue since it last
+    /// completed; check [`is_congested`](Self::is_congested) again after.
+    pub(crate) async fn drained(&self) {
+        self.inner.drained.notified().await;
     }
 
     /// Sends what is queued, then a close frame; nothing is admitted after it.
@@ -144,6 +189,9 @@ impl SendQueue {
                     if let Outgoing::Frame { bytes, .. } = &item {
                         state.bytes -= bytes.len();
                     }
+                    if !self.congested(&state) {
+                        self.inner.drained.notify_one();
+                    }
                     return item;
                 }
             }
@@ -164,25 +212,45 @@ impl SendQueue {
     }
 }
 
-/// Writes queued frames to the socket until a close, or until the socket fails; then
-/// refuses further frames.
+/// Why the writer stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriterEnd {
+    /// It sent a close, or ended as asked.
+    Closed,
+    /// The socket failed.
+    Failed,
+    /// The peer does not read: a write did not finish within the write timeout, or
+    /// tungstenite's write buffer was full.
+    Stalled,
+}
+
+/// Writes queued frames to the socket until a close, or until the socket fails or the
+/// peer stops reading for `write_timeout`; then refuses further frames.
 pub(crate) async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
     queue: SendQueue,
     metrics: Arc<Metrics>,
-) where
+    write_timeout: Duration,
+) -> WriterEnd
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
+    let end = loop {
         match queue.pop().await {
             Outgoing::Frame { bytes, plain_bytes } => {
                 let wire_bytes = bytes.len();
-                if sink.feed(Message::Binary(bytes)).await.is_err() {
-                    break;
-                }
-                metrics.sent(wire_bytes, plain_bytes);
-                if queue.is_empty() && sink.flush().await.is_err() {
-                    break;
+                let flush = queue.is_empty();
+                let sent = tokio::time::timeout(write_timeout, async {
+                    feed(&mut sink, bytes).await?;
+                    if flush {
+                        sink.flush().await?;
+                    }
+                    Ok::<_, WsError>(())
+                });
+                match sent.await {
+                    Ok(Ok(())) => metrics.sent(wire_bytes, plain_bytes),
+                    Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => break WriterEnd::Stalled,
+                    Ok(Err(_)) => break WriterEnd::Failed,
                 }
             }
             Outgoing::Close { code, reason } => {
@@ -190,18 +258,53 @@ pub(crate) async fn write_loop<S>(
                     code: CloseCode::from(code),
                     reason: reason.into(),
                 };
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                let _ = sink.close().await;
-                break;
+                let close = async {
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let _ = sink.close().await;
+                };
+                let _ = tokio::time::timeout(write_timeout, close).await;
+                break WriterEnd::Closed;
             }
             Outgoing::Finish => {
-                let _ = sink.close().await;
-                break;
+                let _ = tokio::time::timeout(write_timeout, sink.close()).await;
+                break WriterEnd::Closed;
             }
         }
-    }
+    };
     let mut state = queue.state();
     state.closed = true;
     state.items.clear();
     state.bytes = 0;
+    end
+}
+
+/// Feeds one message: whole if it is short, else as fragments of at most
+/// [`WRITE_FRAGMENT_BYTES`], each waiting for room in the write buffer.
+async fn feed<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    bytes: Bytes,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if bytes.len() <= WRITE_FRAGMENT_BYTES {
+        return sink.feed(Message::Binary(bytes)).await;
+    }
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = (start + WRITE_FRAGMENT_BYTES).min(bytes.len());
+        let opcode = if start == 0 {
+            Data::Binary
+        } else {
+            Data::Continue
+        };
+        let fragment = WsFrame::message(
+            bytes.slice(start..end),
+            OpCode::Data(opcode),
+            end == bytes.len(),
+        );
+        sink.feed(Message::Frame(fragment)).await?;
+        start = end;
+    }
+    Ok(())
 }

@@ -322,6 +322,39 @@ impl Peer {
         within("a send", self.ws.send(message)).await.unwrap();
     }
 
+    /// Writes `messages` back to back, reading meanwhile (as a device reading its socket
+    /// all the time would); what is read is kept for the next reads.
+    pub async fn send_burst(&mut self, messages: Vec<Message>) {
+        let (mut sink, mut stream) = (&mut self.ws).split();
+        let mut read = Vec::new();
+        let sending = async {
+            for message in messages {
+                sink.feed(message).await?;
+            }
+            sink.flush().await
+        };
+        tokio::pin!(sending);
+        within("a burst to be written", async {
+            loop {
+                tokio::select! {
+                    sent = &mut sending => break sent.unwrap(),
+                    Some(message) = stream.next() => read.push(message),
+                }
+            }
+        })
+        .await;
+        for message in read {
+            match message {
+                Ok(Message::Binary(bytes)) => match decode(&bytes).unwrap() {
+                    Frame::Ping { .. } => {}
+                    frame => self.pending.push_back((frame, bytes.to_vec())),
+                },
+                Ok(Message::Close(frame)) => self.closed = frame.map(|f| u16::from(f.code)),
+                _ => {}
+            }
+        }
+    }
+
     /// Sends `Hello` and returns the answer.
     pub async fn hello(&mut self, token: &str, spaces: &[&SpaceId]) -> Frame {
         self.send(&hello(token, spaces)).await;

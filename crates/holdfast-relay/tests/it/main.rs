@@ -7,6 +7,7 @@ mod concurrent;
 mod deps;
 mod epoch;
 mod harness;
+mod hostile;
 mod ops;
 mod pull;
 mod push;

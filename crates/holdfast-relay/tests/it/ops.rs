@@ -42,7 +42,11 @@ async fn healthz_and_metrics_answer_with_the_counts() {
     };
     check("holdfast_relay_connections_open", 1.0).await;
     check("holdfast_relay_connections_accepted_total", 1.0).await;
-    check("holdfast_relay_connections_refused_total", 0.0).await;
+    check(
+        "holdfast_relay_connections_refused_total{reason=\"busy\"}",
+        0.0,
+    )
+    .await;
     check("holdfast_relay_push_entries_total{outcome=\"stored\"}", 1.0).await;
     check(
         "holdfast_relay_push_entries_total{outcome=\"duplicate\"}",

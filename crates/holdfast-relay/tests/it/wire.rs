@@ -548,7 +548,7 @@ async fn repair(
 
 /// The sync message `doc` sends once it has learned what the relay held when `log` was
 /// pulled: the one that brings the relay the changes only `doc` holds.
-fn carrying_own_changes(doc: &mut AutoCommit, log: &[ChangeEntry]) -> sync::Message {
+pub(crate) fn carrying_own_changes(doc: &mut AutoCommit, log: &[ChangeEntry]) -> sync::Message {
     let mut relay = Automerge::new();
     relay.apply_changes(changes_of(log)).unwrap();
     let (mut ours, mut theirs) = (sync::State::new(), sync::State::new());

@@ -518,14 +518,15 @@ fn pushes_above_the_rate_are_rejected_for_a_while() {
 }
 
 #[test]
-fn retry_after_rounds_up_to_whole_seconds() {
-    let check = |per_sec: u32, wait_secs: u32| {
+fn the_bucket_says_how_many_milliseconds_until_the_next_push() {
+    let check = |per_sec: u32, wait_ms: u64| {
         let mut bucket = TokenBucket::new(per_sec, 1, 0);
         assert_eq!(bucket.take(0), Ok(()));
-        assert_eq!(bucket.take(0), Err(wait_secs), "{per_sec} per second");
+        assert_eq!(bucket.take(0), Err(wait_ms), "{per_sec} per second");
     };
     check(1000, 1);
-    check(1, 1);
+    check(3, 334);
+    check(1, 1000);
     // A rate of 0 is no limit.
     let mut bucket = TokenBucket::new(0, 1, 0);
     assert!((0..10_000).all(|_| bucket.take(0).is_ok()));
@@ -853,6 +854,77 @@ fn an_answered_ping_keeps_the_connection() {
     // Idle is counted from the pong, not from the start.
     assert!(session.handle_tick(IDLE_TIMEOUT_MS_DEFAULT).is_empty());
     assert!(!session.is_closed());
+}
+
+#[test]
+fn pings_from_the_device_do_not_keep_a_connection_that_never_answers() {
+    let mut session = authenticated(relay_config());
+    // A ping every second is answered, but the relay's own ping never is.
+    for t in (1_000..IDLE_TIMEOUT_MS_DEFAULT).step_by(1_000) {
+        let effects = feed(&mut session, &Frame::Ping { nonce: t }, t);
+        assert_eq!(effects, [RelayEffect::Send(Frame::Pong { nonce: t })]);
+        session.handle_tick(t);
+    }
+    assert_eq!(
+        session.handle_tick(IDLE_TIMEOUT_MS_DEFAULT),
+        [RelayEffect::Close(CloseReason::IdleTimeout)]
+    );
+}
+
+#[test]
+fn requests_are_progress_and_keep_the_connection() {
+    let mut session = authenticated(relay_config());
+    let t = IDLE_TIMEOUT_MS_DEFAULT - 1;
+    let effects = feed(&mut session, &pull("team", 0), t);
+    assert!(matches!(effects[..], [RelayEffect::Pull { .. }]));
+    assert!(session.handle_tick(IDLE_TIMEOUT_MS_DEFAULT).is_empty());
+    assert!(!session.is_closed());
+}
+
+fn repair_frame(n: u8) -> Frame {
+    Frame::Repair {
+        space: space("team"),
+        record: RecordId::from_bytes([n; 16]),
+        message: vec![n],
+    }
+}
+
+#[test]
+fn repairs_spend_the_push_rate_and_pause_reading_instead_of_refusing() {
+    let mut config = relay_config();
+    config.push_rate_per_sec = 2;
+    config.push_burst = 3;
+    let mut session = authenticated(config);
+    // The burst, just below and just above: every repair is handled, and the one that
+    // finds the bucket empty pauses reading until a tick finds it refilled.
+    for n in 0..3 {
+        let effects = feed(&mut session, &repair_frame(n), 0);
+        assert!(matches!(effects[..], [RelayEffect::Repair { .. }]), "{n}");
+        assert!(session.wants_read(), "repair {n} is within the burst");
+    }
+    let effects = feed(&mut session, &repair_frame(3), 0);
+    assert!(matches!(effects[..], [RelayEffect::Repair { .. }]));
+    assert!(!session.wants_read(), "the fourth repair spent the bucket");
+    session.handle_tick(499);
+    assert!(!session.wants_read(), "one repair takes 500 ms to refill");
+    session.handle_tick(500);
+    assert!(session.wants_read());
+    // The refilled push is taken by a repair, and a push after it finds the bucket spent.
+    let effects = feed(&mut session, &repair_frame(4), 500);
+    assert!(matches!(effects[..], [RelayEffect::Repair { .. }]));
+    assert!(session.wants_read());
+    let effects = feed(
+        &mut session,
+        &Frame::Push {
+            entries: vec![entry("team", 1)],
+        },
+        500,
+    );
+    assert!(
+        matches!(&effects[..], [RelayEffect::Send(Frame::Ack { results })]
+            if matches!(results[0].outcome, Outcome::Rejected { permanent: false, .. })),
+        "{effects:?}"
+    );
 }
 
 #[test]
