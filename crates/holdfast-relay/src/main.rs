@@ -56,8 +56,40 @@ fn return_large_buffers_to_the_system() {
     }
 }
 
+/// Raises the soft limit on open descriptors to the hard limit: every connection takes
+/// one, and the default soft limit (often 1,024) is far below the connection limits.
+/// Returns the limit in force (0 if unknown).
+fn raise_descriptor_limit() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit write and read the struct passed, nothing else.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return 0;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    return raised.rlim_cur;
+                }
+            }
+        }
+        limit.rlim_cur
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    0
+}
+
 fn serve(config: ServerConfig) -> anyhow::Result<()> {
     return_large_buffers_to_the_system();
+    let descriptors = raise_descriptor_limit();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -73,7 +105,7 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         let signal = ShutdownSignal::install().context("could not install signal handlers")?;
         let server = Server::bind(config).await?;
         let (scheme, ws, http) = (server.scheme(), server.local_addr(), server.http_addr());
-        tracing::info!(%ws, %http, scheme, "listening");
+        tracing::info!(%ws, %http, scheme, descriptors, "listening");
         // The readiness line scripts and tests wait for, on stdout (logs go to stderr).
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening {scheme}={ws} http={http}")?;
