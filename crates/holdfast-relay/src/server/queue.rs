@@ -240,17 +240,10 @@ where
             Outgoing::Frame { bytes, plain_bytes } => {
                 let wire_bytes = bytes.len();
                 let flush = queue.is_empty();
-                let sent = tokio::time::timeout(write_timeout, async {
-                    feed(&mut sink, bytes).await?;
-                    if flush {
-                        sink.flush().await?;
-                    }
-                    Ok::<_, WsError>(())
-                });
-                match sent.await {
-                    Ok(Ok(())) => metrics.sent(wire_bytes, plain_bytes),
-                    Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => break WriterEnd::Stalled,
-                    Ok(Err(_)) => break WriterEnd::Failed,
+                match send(&mut sink, bytes, flush, write_timeout).await {
+                    Ok(()) => metrics.sent(wire_bytes, plain_bytes),
+                    Err(Stall::Stalled) => break WriterEnd::Stalled,
+                    Err(Stall::Failed) => break WriterEnd::Failed,
                 }
             }
             Outgoing::Close { code, reason } => {
@@ -278,33 +271,61 @@ where
     end
 }
 
-/// Feeds one message: whole if it is short, else as fragments of at most
-/// [`WRITE_FRAGMENT_BYTES`], each waiting for room in the write buffer.
-async fn feed<S>(
+/// Why a message was not sent.
+enum Stall {
+    /// The peer did not read (see [`WriterEnd::Stalled`]).
+    Stalled,
+    /// The socket failed.
+    Failed,
+}
+
+/// Sends one message, flushing after it if `flush`: whole if it is short, else as
+/// fragments of at most [`WRITE_FRAGMENT_BYTES`], each waiting for room in the write
+/// buffer. Each step must make progress within `write_timeout`, so a large message on a
+/// slow link is not taken for a peer that does not read.
+async fn send<S>(
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
     bytes: Bytes,
-) -> Result<(), WsError>
+    flush: bool,
+    write_timeout: Duration,
+) -> Result<(), Stall>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if bytes.len() <= WRITE_FRAGMENT_BYTES {
-        return sink.feed(Message::Binary(bytes)).await;
-    }
-    let mut start = 0;
-    while start < bytes.len() {
-        let end = (start + WRITE_FRAGMENT_BYTES).min(bytes.len());
-        let opcode = if start == 0 {
-            Data::Binary
-        } else {
-            Data::Continue
+    let step = async |sink: &mut SplitSink<WebSocketStream<S>, Message>,
+                      message: Option<Message>| {
+        let done = match message {
+            Some(message) => tokio::time::timeout(write_timeout, sink.feed(message)).await,
+            None => tokio::time::timeout(write_timeout, sink.flush()).await,
         };
-        let fragment = WsFrame::message(
-            bytes.slice(start..end),
-            OpCode::Data(opcode),
-            end == bytes.len(),
-        );
-        sink.feed(Message::Frame(fragment)).await?;
-        start = end;
+        match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => Err(Stall::Stalled),
+            Ok(Err(_)) => Err(Stall::Failed),
+        }
+    };
+    if bytes.len() <= WRITE_FRAGMENT_BYTES {
+        step(sink, Some(Message::Binary(bytes))).await?;
+    } else {
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = (start + WRITE_FRAGMENT_BYTES).min(bytes.len());
+            let opcode = if start == 0 {
+                Data::Binary
+            } else {
+                Data::Continue
+            };
+            let fragment = WsFrame::message(
+                bytes.slice(start..end),
+                OpCode::Data(opcode),
+                end == bytes.len(),
+            );
+            step(sink, Some(Message::Frame(fragment))).await?;
+            start = end;
+        }
+    }
+    if flush {
+        step(sink, None).await?;
     }
     Ok(())
 }
