@@ -82,7 +82,8 @@ pub struct RelayConn {
     /// piece may finish next.
     work: Vec<Work>,
     live: VecDeque<LiveBatch>,
-    /// When the session is next ticked.
+    /// When the session is next ticked, on the relay's clock (the clock of every call
+    /// into its driver).
     pub next_tick: u64,
 }
 

@@ -432,7 +432,7 @@ impl Sim {
                 ready.push(Action::RelayTask(wire, task));
             }
             for (wire, conn) in &self.relay.conns {
-                if conn.next_tick <= now {
+                if conn.next_tick <= self.relay_ms() {
                     ready.push(Action::RelayTick(*wire));
                 }
             }
@@ -470,7 +470,14 @@ impl Sim {
                 times.push(self.next_op_at[device.index]);
             }
         }
-        times.extend(self.relay.conns.values().map(|c| c.next_tick));
+        // Ticks are due on the relay's clock.
+        let relay_base = WALL_BASE_MS as u64;
+        times.extend(
+            self.relay
+                .conns
+                .values()
+                .map(|c| c.next_tick.saturating_sub(relay_base)),
+        );
         times.extend(self.relay_down_until);
         if !self.healed {
             times.push(self.next_fault_at);
