@@ -593,3 +593,77 @@ async fn a_flood_of_bad_tokens_cannot_fill_the_log() {
     );
     assert!(lines < 400);
 }
+
+/// Pushes incompressible 64 KiB changes until `done` says to stop (at most `max`); the
+/// subscribers other than `stalled` read. Returns how many were pushed.
+async fn push_until(
+    relay: &Relay,
+    pusher: &mut crate::harness::Peer,
+    max: usize,
+    done: impl AsyncFn(&Relay) -> bool,
+) -> usize {
+    let team = space("team");
+    let mut rng = crate::Rng(crate::seed());
+    let mut pushes = 0;
+    while pushes < max && !done(relay).await {
+        pushes += 1;
+        let mut doc = Doc::new();
+        let blob: Vec<u8> = (0..(64 << 10) / 8)
+            .flat_map(|_| rng.next().to_le_bytes())
+            .collect();
+        let change = doc.change_with_bytes(blob);
+        let (outcomes, _) = pusher.push(&[entry(&team, doc.record, vec![change])]).await;
+        assert!(matches!(outcomes[..], [Outcome::Stored { .. }]));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pushes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_stops_reading_is_dropped_after_the_write_timeout_not_before() {
+    // A send queue far larger than what is pushed, so only the write timeout can act.
+    let args = |timeout: &'static str| {
+        [
+            "--write-timeout-secs",
+            timeout,
+            "--send-queue-bytes",
+            "268435456",
+            "--send-queue-frames",
+            "100000",
+        ]
+    };
+    let slow = || async {
+        let relay = Relay::start(&args("2")).await;
+        let team = space("team");
+        let token = relay.token(&["team:write"]).await;
+        let (stalled, _) = Relay::welcome(relay.connect_small().await, &token, &[&team]).await;
+        let (pusher, _) = relay.device(&token, &[]).await;
+        (relay, stalled, pusher)
+    };
+    let dropped =
+        async |relay: &Relay| relay.metric("holdfast_relay_slow_consumers_total").await > 0.0;
+
+    let (relay, _stalled, mut pusher) = slow().await;
+    let pushes = push_until(&relay, &mut pusher, 300, dropped).await;
+    eprintln!("dropped after {pushes} pushes of 64 KiB with a 2 s write timeout");
+    assert!(
+        dropped(&relay).await,
+        "the write timeout drops a device that stops reading"
+    );
+    assert!(relay
+        .log()
+        .contains("the device does not read what is written"));
+
+    // The same for 8 s with a 30 s timeout: its socket is just as full, and it stays.
+    let relay = Relay::start(&args("30")).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    let (_stalled, _) = Relay::welcome(relay.connect_small().await, &token, &[&team]).await;
+    let (mut pusher, _) = relay.device(&token, &[]).await;
+    let started = Instant::now();
+    push_until(&relay, &mut pusher, pushes + 20, async |_| {
+        started.elapsed() > Duration::from_secs(8)
+    })
+    .await;
+    assert!(!dropped(&relay).await, "dropped before its write timeout");
+}
