@@ -2,20 +2,28 @@
 //! `holdfast-relay token` and checked against the relay's secret on every `Hello`.
 //!
 //! Claims: `sub` (the user or device, for logs), `iat` and `exp` (seconds since the Unix
-//! epoch) and `spaces`, an object mapping each space id to `"read"` or `"write"`:
+//! epoch), optionally `nbf` (the same; omitted when the token is valid from minting) and
+//! `spaces`, an object mapping each space id to `"read"` or `"write"`:
 //!
 //! ```json
 //! {"sub":"alice-laptop","iat":1767225600,"exp":1769817600,"spaces":{"team-notes":"write"}}
 //! ```
 //!
-//! Expiry is checked with no leeway ([`LEEWAY_SECS`]), on the session's clock: a token is
-//! refused from the second its `exp` names, and a session whose token expires meanwhile is
-//! closed at its next tick. Only HS256 is accepted; `alg: none` and every other algorithm
-//! are refused before the signature is looked at.
+//! Both ends of the validity window are checked on the session's clock with the same
+//! leeway, [`LEEWAY_SECS`] (none): a token is refused before the second its `nbf` names
+//! (RFC 7519 section 4.1.5) and from the second its `exp` names, and a session whose token
+//! expires meanwhile is closed at its next tick. `holdfast-relay token --not-before 1h`
+//! mints a token valid from an hour after minting, for `--ttl` from then.
+//!
+//! The header is read first: only HS256 is accepted, and a header that names `none` or any
+//! other algorithm, or does not decode, is refused in words that name the header, before
+//! the signature or the claims are looked at. A minted token is at most
+//! [`TOKEN_BYTES_MAX`] bytes, the most a relay reads in a `Hello`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use holdfast_protocol::limits::TOKEN_BYTES_MAX;
 use holdfast_protocol::session::{AuthError, Authenticator, Grants, Role};
 use holdfast_protocol::{SpaceId, Token};
 use jsonwebtoken::errors::ErrorKind;
@@ -28,7 +36,8 @@ use crate::secret::Secret;
 #[cfg(test)]
 mod tests;
 
-/// Seconds a token is still accepted after its `exp`: none.
+/// Seconds a token is still accepted after its `exp`, and already accepted before its
+/// `nbf`: none.
 pub const LEEWAY_SECS: u64 = 0;
 
 /// The claims of a relay token.
@@ -40,6 +49,9 @@ pub struct Claims {
     pub iat: u64,
     /// When it expires, in seconds since the Unix epoch.
     pub exp: u64,
+    /// When it becomes valid, in seconds since the Unix epoch; `None` (no claim): at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// The role in each space, by space id.
     pub spaces: BTreeMap<String, RoleClaim>,
 }
@@ -70,11 +82,15 @@ pub struct TokenRequest {
     pub subject: String,
     /// The role in each space.
     pub spaces: BTreeMap<SpaceId, RoleClaim>,
-    /// How long it is valid from minting.
+    /// How long after minting it becomes valid (its `nbf`); `None`: at once, with no `nbf`
+    /// claim.
+    pub not_before: Option<Duration>,
+    /// How long it is valid from when it becomes valid.
     pub ttl: Duration,
 }
 
-/// Mints a token signed with `secret`, valid from `now` for `request.ttl`.
+/// Mints a token signed with `secret`, valid from `now` plus `request.not_before` (or from
+/// `now`) for `request.ttl`; refused if a relay would not read it ([`TOKEN_BYTES_MAX`]).
 pub fn mint_token(
     secret: &Secret,
     request: &TokenRequest,
@@ -87,10 +103,14 @@ pub fn mint_token(
         .duration_since(UNIX_EPOCH)
         .map_err(|_| MintError::ClockBeforeEpoch)?
         .as_secs();
+    let nbf = request
+        .not_before
+        .map(|after| iat.saturating_add(after.as_secs()));
     let claims = Claims {
         sub: request.subject.clone(),
         iat,
-        exp: iat.saturating_add(request.ttl.as_secs()),
+        exp: nbf.unwrap_or(iat).saturating_add(request.ttl.as_secs()),
+        nbf,
         spaces: request
             .spaces
             .iter()
@@ -98,8 +118,15 @@ pub fn mint_token(
             .collect(),
     };
     let key = EncodingKey::from_secret(secret.as_bytes());
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
-        .map_err(|e| MintError::Sign(e.to_string()))
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+        .map_err(|e| MintError::Sign(e.to_string()))?;
+    if token.len() > TOKEN_BYTES_MAX {
+        return Err(MintError::TooLarge {
+            bytes: token.len(),
+            max: TOKEN_BYTES_MAX,
+        });
+    }
+    Ok(token)
 }
 
 /// Why a token could not be minted.
@@ -115,6 +142,18 @@ pub enum MintError {
     /// Signing failed.
     #[error("could not sign the token: {0}")]
     Sign(String),
+    /// The token is longer than a relay reads in a `Hello`.
+    #[error(
+        "the token would be {} bytes; a relay accepts at most {}: grant fewer spaces per token",
+        thousands(*bytes),
+        thousands(*max)
+    )]
+    TooLarge {
+        /// The token's length in bytes.
+        bytes: usize,
+        /// The most a relay accepts, [`TOKEN_BYTES_MAX`].
+        max: usize,
+    },
 }
 
 /// Checks relay tokens: the [`Authenticator`] a relay's sessions use.
@@ -135,8 +174,9 @@ impl JwtAuthenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = LEEWAY_SECS;
-        // Expiry is checked on the session's clock below, not on the library's.
+        // Expiry and `nbf` are checked on the session's clock below, not on the library's.
         validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.validate_aud = false;
         Self {
             key: DecodingKey::from_secret(secret.as_bytes()),
@@ -144,15 +184,26 @@ impl JwtAuthenticator {
         }
     }
 
-    /// The claims of `token` if it is well formed, signed with the secret and not expired
-    /// at `now_ms` (milliseconds since the Unix epoch).
+    /// The claims of `token` if it is well formed, signed with the secret, already valid
+    /// (its `nbf`) and not expired at `now_ms` (milliseconds since the Unix epoch).
     pub fn verify(&self, token: &str, now_ms: u64) -> Result<Claims, AuthError> {
+        check_header(token).map_err(invalid)?;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|error| invalid(plain(error.kind())))?
             .claims;
         let expired_at_ms = claims.exp.saturating_add(LEEWAY_SECS).saturating_mul(1000);
         if now_ms >= expired_at_ms {
             return Err(AuthError::Expired { expired_at_ms });
+        }
+        if let Some(nbf) = claims.nbf {
+            let valid_from_ms = nbf.saturating_sub(LEEWAY_SECS).saturating_mul(1000);
+            if now_ms < valid_from_ms {
+                let at = UNIX_EPOCH + Duration::from_secs(nbf);
+                return Err(invalid(format!(
+                    "it is not valid before {} (its nbf claim)",
+                    humantime::format_rfc3339_seconds(at)
+                )));
+            }
         }
         Ok(claims)
     }
@@ -181,7 +232,55 @@ fn invalid(reason: impl Into<String>) -> AuthError {
     }
 }
 
-/// What is wrong with a token, in plain words for logs and the `Error` frame.
+/// Refuses a token whose header does not decode or names another algorithm than HS256, in
+/// words that name the header: the claims and the signature are not looked at.
+fn check_header(token: &str) -> Result<(), String> {
+    let error = match jsonwebtoken::decode_header(token) {
+        Ok(header) if header.alg == Algorithm::HS256 => return Ok(()),
+        Ok(header) => return Err(other_algorithm(&format!("{:?}", header.alg))),
+        Err(error) => error,
+    };
+    match error.kind() {
+        ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+            Err("it is not a well-formed JWT: its header is not base64url-encoded JSON".into())
+        }
+        ErrorKind::Json(json) => {
+            // An algorithm this library has no name for (`none`) fails the header's parse:
+            // read the `alg` alone to say which one it is.
+            #[derive(Deserialize)]
+            struct Alg {
+                alg: String,
+            }
+            let header = token.split('.').next().unwrap_or_default();
+            let alg = jsonwebtoken::dangerous::insecure_decode_claims::<Alg>(format!(".{header}."));
+            match alg {
+                Ok(Alg { alg }) if alg != "HS256" => Err(other_algorithm(&alg)),
+                _ => Err(format!("its header is malformed: {json}")),
+            }
+        }
+        _ => Err("it is not a well-formed JWT".into()),
+    }
+}
+
+fn other_algorithm(alg: &str) -> String {
+    format!("its header names the {alg:?} algorithm; only HS256 is accepted")
+}
+
+/// `n` with a comma between thousands: "20,696".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// What is wrong with a token whose header is sound, in plain words for logs and the
+/// `Error` frame.
 fn plain(kind: &ErrorKind) -> String {
     match kind {
         ErrorKind::InvalidSignature => "it was not signed with this relay's secret".into(),

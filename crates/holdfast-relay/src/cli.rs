@@ -6,11 +6,15 @@
 //!                      [--data holdfast-relay.redb] [--secret-file holdfast-relay.secret]
 //!                      [--tls-cert chain.pem --tls-key key.pem] [limits...]
 //! holdfast-relay token --space team-notes:write [--space archive:read] [--ttl 30d]
-//!                      [--subject alice-laptop] [--secret-file holdfast-relay.secret]
+//!                      [--not-before 1h] [--subject alice-laptop]
+//!                      [--secret-file holdfast-relay.secret]
 //! ```
 //!
 //! `token` takes each space as `NAME:ROLE` (`read` or `write`), or as a bare `NAME` with
 //! the role given once by `--role`; several spaces may also be comma-separated.
+//! `--not-before` is a duration from now (`90s`, `1h`, `2d`), like `--ttl`: the token is
+//! refused until then (its `nbf` claim), and `--ttl` counts from then. A token longer than
+//! a relay reads (8 KiB: too many spaces, or a very long subject) is refused, not printed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -202,9 +206,14 @@ pub struct TokenArgs {
     /// Role for spaces given without one: read or write.
     #[arg(long, env = "HOLDFAST_RELAY_TOKEN_ROLE")]
     pub role: Option<String>,
-    /// How long the token is valid: 90s, 12h, 30d, "1month 2days"...
+    /// How long the token is valid (from --not-before, if given): 90s, 12h, 30d,
+    /// "1month 2days"...
     #[arg(long, env = "HOLDFAST_RELAY_TOKEN_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
+    /// Make the token valid only from this long after now (its nbf claim), as a duration
+    /// like --ttl: 90s, 1h, 2d... Relays refuse it until then.
+    #[arg(long, env = "HOLDFAST_RELAY_TOKEN_NOT_BEFORE", value_parser = humantime::parse_duration)]
+    pub not_before: Option<Duration>,
     /// Who the token names (a user or a device), shown in the relay's logs.
     #[arg(long, env = "HOLDFAST_RELAY_TOKEN_SUBJECT", default_value = "device")]
     pub subject: String,
@@ -236,6 +245,7 @@ impl TokenArgs {
         Ok(TokenRequest {
             subject: self.subject.clone(),
             spaces,
+            not_before: self.not_before,
             ttl: self.ttl,
         })
     }

@@ -87,10 +87,22 @@ fn token_spaces_take_a_role_each_or_one_for_all() {
     assert_eq!(request.ttl, Duration::from_secs(30 * 24 * 3600));
     assert_eq!(request.subject, "device");
 
+    assert_eq!(request.not_before, None);
+
     let request = token_request(&["--space", "a:read", "--ttl", "90m", "--subject", "x"]);
     let request = request.unwrap();
     assert_eq!(request.ttl, Duration::from_secs(90 * 60));
     assert_eq!(request.subject, "x");
+}
+
+#[test]
+fn token_not_before_is_a_duration_from_now() {
+    let request = token_request(&["--space", "a:read", "--not-before", "1h"]).unwrap();
+    assert_eq!(request.not_before, Some(Duration::from_secs(3600)));
+    let request = token_request(&["--space", "a:read", "--not-before", "2d 3h"]).unwrap();
+    assert_eq!(request.not_before, Some(Duration::from_secs(51 * 3600)));
+    let error = token_request(&["--space", "a:read", "--not-before", "tomorrow"]).unwrap_err();
+    assert!(error.contains("--not-before"), "{error}");
 }
 
 #[test]

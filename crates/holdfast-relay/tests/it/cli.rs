@@ -137,3 +137,93 @@ async fn rotate_epoch_after_a_restore_makes_old_cursors_resync() {
     );
     assert!(!empty.path().join("holdfast-relay.redb").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_not_valid_yet_is_refused_until_its_not_before() {
+    use holdfast_protocol::{ErrorCode, Frame};
+
+    use crate::space;
+
+    let relay = Relay::start(&[]).await;
+    let dir = relay.dir.path();
+    let args = ["token", "--space", "team:write", "--not-before", "1h"];
+    let later = run(dir, &args).await;
+    assert!(later.status.success(), "{}", later.stderr);
+    let mut peer = relay.connect().await;
+    match peer.hello(later.stdout.trim(), &[&space("team")]).await {
+        Frame::Error { code, message } => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert!(message.contains("not valid before"), "{message}");
+        }
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
+
+    let now = run(
+        dir,
+        &["token", "--space", "team:write", "--not-before", "0s"],
+    )
+    .await;
+    assert!(now.status.success(), "{}", now.stderr);
+    relay.device(now.stdout.trim(), &[&space("team")]).await;
+
+    let bad = run(
+        dir,
+        &["token", "--space", "team:write", "--not-before", "later"],
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(bad.stderr.contains("--not-before"), "{}", bad.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_mints_up_to_the_size_a_relay_reads_and_no_more() {
+    use std::time::{Duration, SystemTime};
+
+    use holdfast_protocol::limits::TOKEN_BYTES_MAX;
+    use holdfast_protocol::SpaceId;
+    use holdfast_relay::{mint_token, MintError, RoleClaim, TokenRequest};
+
+    use crate::space;
+
+    let relay = Relay::start(&[]).await;
+    let dir = relay.dir.path();
+    // The subject that makes the binary's token (one space, the default 30 days) exactly
+    // `bytes` long: its length depends on the claims only, not on the secret or the clock.
+    let subject_for = |bytes: usize| {
+        let request = |n: usize| TokenRequest {
+            subject: "s".repeat(n),
+            spaces: [(SpaceId::new("team").unwrap(), RoleClaim::Write)].into(),
+            not_before: None,
+            ttl: Duration::from_secs(30 * 24 * 3600),
+        };
+        let length = |n| match mint_token(&relay.secret(), &request(n), SystemTime::now()) {
+            Ok(token) => token.len(),
+            Err(MintError::TooLarge { bytes, .. }) => bytes,
+            Err(e) => panic!("{e}"),
+        };
+        let estimate = (bytes - length(0)) * 3 / 4;
+        let n = (estimate - 4..estimate + 4)
+            .find(|&n| length(n) == bytes)
+            .expect("a subject of that length");
+        "s".repeat(n)
+    };
+
+    let at_limit = subject_for(TOKEN_BYTES_MAX);
+    let args = ["token", "--space", "team:write", "--subject", &at_limit];
+    let ok = run(dir, &args).await;
+    assert!(ok.status.success(), "{}", ok.stderr);
+    let token = ok.stdout.trim();
+    assert_eq!(token.len(), TOKEN_BYTES_MAX);
+    relay.device(token, &[&space("team")]).await;
+
+    let over = subject_for(TOKEN_BYTES_MAX + 1);
+    let args = ["token", "--space", "team:write", "--subject", &over];
+    let refused = run(dir, &args).await;
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty(), "no token is printed");
+    assert_eq!(
+        refused.stderr.trim(),
+        "holdfast-relay: the token would be 8,193 bytes; a relay accepts at most 8,192: \
+         grant fewer spaces per token"
+    );
+}

@@ -247,6 +247,7 @@ impl Relay {
                 .iter()
                 .map(|(space, role)| (SpaceId::new(*space).unwrap(), *role))
                 .collect(),
+            not_before: None,
             ttl,
         };
         mint_token(secret, &request, minted).expect("a token")
