@@ -107,7 +107,35 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
     decode_body(&decompress(payload)?)
 }
 
-const HEADER_BYTES: usize = 2;
+/// Bytes before a frame's body: the version byte and the flags byte.
+pub const HEADER_BYTES: usize = 2;
+
+/// The size of a frame as received, with its body uncompressed and its header counted, for
+/// metrics: the content size a compressed body's zstd header declares (the encoder always
+/// writes it), else the size as received. A hostile header may declare anything; it is
+/// clamped to what [`decode`] would ever inflate.
+pub fn plain_bytes(wire: &[u8]) -> usize {
+    match wire {
+        [_, flags, body @ ..] if flags & FLAG_COMPRESSED != 0 => {
+            match zstd::zstd_safe::get_frame_content_size(body) {
+                Ok(Some(size)) => {
+                    let size = usize::try_from(size).unwrap_or(BODY_BYTES_MAX);
+                    HEADER_BYTES + size.min(BODY_BYTES_MAX)
+                }
+                _ => wire.len(),
+            }
+        }
+        _ => wire.len(),
+    }
+}
+
+impl EncodeStats {
+    /// The frame's size with its body uncompressed, header counted: what
+    /// [`plain_bytes`] says of it once received.
+    pub fn plain_bytes(&self) -> usize {
+        HEADER_BYTES + self.body_bytes_plain
+    }
+}
 
 /// Byte 0: the version, which must fit a byte (checked in `limits`).
 const VERSION_BYTE: u8 = PROTOCOL_VERSION as u8;

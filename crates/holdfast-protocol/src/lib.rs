@@ -55,7 +55,7 @@ pub mod limits;
 pub mod row;
 pub mod session;
 
-pub use codec::{decode, encode, encode_with_stats, EncodeStats};
+pub use codec::{decode, encode, encode_with_stats, plain_bytes, EncodeStats, HEADER_BYTES};
 pub use error::{DecodeError, EncodeError, InvalidSpaceId, LimitExceeded, LimitKind};
 pub use frame::{
     AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, Limits, Outcome, PushEntry,

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use holdfast_protocol::limits::BODY_BYTES_MAX;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -189,7 +188,8 @@ impl Metrics {
     pub fn received(&self, wire: &[u8]) {
         self.frames_received.inc();
         self.wire_bytes_received.inc_by(wire.len() as u64);
-        self.plain_bytes_received.inc_by(plain_len(wire) as u64);
+        self.plain_bytes_received
+            .inc_by(holdfast_protocol::plain_bytes(wire) as u64);
     }
 
     /// Counts one frame sent.
@@ -216,24 +216,5 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Size of a received frame with its body uncompressed, as its zstd header declares.
-fn plain_len(wire: &[u8]) -> usize {
-    /// Byte 1 bit 0: the body is one zstd frame (see docs/protocol.md).
-    const FLAG_COMPRESSED: u8 = 1;
-    match wire {
-        [_, flags, body @ ..] if flags & FLAG_COMPRESSED != 0 => {
-            match zstd::zstd_safe::get_frame_content_size(body) {
-                // A hostile header may claim anything; decoding stops at the body limit.
-                Ok(Some(size)) => {
-                    2 + usize::try_from(size)
-                        .map_or(BODY_BYTES_MAX, |size| size.min(BODY_BYTES_MAX))
-                }
-                _ => wire.len(),
-            }
-        }
-        _ => wire.len(),
     }
 }

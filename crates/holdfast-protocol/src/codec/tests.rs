@@ -988,3 +988,29 @@ impl Rng {
         bytes
     }
 }
+
+#[test]
+fn plain_bytes_of_a_received_frame_match_what_its_sender_counted() {
+    use crate::frame::Frame;
+    let small = Frame::Ping { nonce: 3 };
+    let large = Frame::Error {
+        code: crate::frame::ErrorCode::Internal,
+        message: "x".repeat(1000),
+    };
+    for frame in [small, large] {
+        let (bytes, stats) = encode_with_stats(&frame).unwrap();
+        assert_eq!(plain_bytes(&bytes), stats.plain_bytes(), "{}", frame.name());
+    }
+}
+
+#[test]
+fn plain_bytes_believe_no_hostile_header_past_the_body_limit() {
+    // A zstd frame header declaring 2^40 bytes of content.
+    let mut wire = vec![1, 1];
+    wire.extend([0x28, 0xb5, 0x2f, 0xfd, 0xe0]);
+    wire.extend((1u64 << 40).to_le_bytes());
+    let declared = zstd::zstd_safe::get_frame_content_size(&wire[2..]);
+    assert!(matches!(declared, Ok(Some(size)) if size == 1 << 40));
+    assert_eq!(plain_bytes(&wire), HEADER_BYTES + BODY_BYTES_MAX);
+    assert_eq!(plain_bytes(&[1]), 1, "a runt is counted as received");
+}

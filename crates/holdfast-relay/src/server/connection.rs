@@ -38,9 +38,6 @@ use crate::config::{CLOSE_GRACE, SOCKET_BUFFER_BYTES, TICK_INTERVAL};
 use crate::fanout::{live_inbox, Author, Encoded, LiveBatch, LiveInbox, Subscription};
 use crate::metrics::Metrics;
 
-/// The version and flags bytes before a frame's body.
-const FRAME_HEADER_BYTES: usize = 2;
-
 /// WebSocket close code for a peer dropped as a slow consumer: try again later.
 const SLOW_CONSUMER_CLOSE_CODE: u16 = 1013;
 
@@ -537,7 +534,7 @@ fn encode(frame: &Frame) -> Result<Encoded, holdfast_protocol::EncodeError> {
     let (bytes, stats) = encode_with_stats(frame)?;
     Ok(Encoded {
         bytes: Bytes::from(bytes),
-        plain_bytes: stats.body_bytes_plain + FRAME_HEADER_BYTES,
+        plain_bytes: stats.plain_bytes(),
     })
 }
 

@@ -311,7 +311,7 @@ impl Driver {
     /// A message from the relay.
     pub fn received(&mut self, bytes: &[u8], now: Now, out: &mut Out) {
         out.counters.bytes_received_wire += bytes.len() as u64;
-        out.counters.bytes_received_plain += body_bytes_plain(bytes) + HEADER_BYTES as u64;
+        out.counters.bytes_received_plain += holdfast_protocol::plain_bytes(bytes) as u64;
         let effects = self.session.handle_bytes(bytes, now.wall_ms);
         self.effects(effects, now, out);
     }
@@ -515,7 +515,7 @@ impl Driver {
             Ok(encoded) => encoded,
             Err(e) => return self.unsendable(&frame, &e.to_string(), out),
         };
-        out.counters.bytes_sent_plain += (stats.body_bytes_plain + HEADER_BYTES) as u64;
+        out.counters.bytes_sent_plain += stats.plain_bytes() as u64;
         out.counters.bytes_sent_wire += bytes.len() as u64;
         if let Frame::Push { entries } = &frame {
             out.counters.entries_sent += entries.len() as u64;
@@ -756,20 +756,6 @@ impl Driver {
         self.repairs.done(space, record);
         out.counters.records_repaired += 1;
         self.repair_pump(space, out);
-    }
-}
-
-const HEADER_BYTES: usize = 2;
-
-/// The size of a received frame's body once decompressed, from its zstd header.
-fn body_bytes_plain(bytes: &[u8]) -> u64 {
-    match bytes {
-        [_, flags, body @ ..] if flags & 1 != 0 => zstd::zstd_safe::get_frame_content_size(body)
-            .ok()
-            .flatten()
-            .unwrap_or(body.len() as u64),
-        [_, _, body @ ..] => body.len() as u64,
-        _ => 0,
     }
 }
 
