@@ -1,18 +1,19 @@
-//! One device: its store file, its skewed clock, its connection, and the reconnect logic
-//! of the sync worker's loop (`crates/holdfast/src/sync/worker.rs`).
+//! One device: its store file, its skewed clock, its connection, and the sync worker's own
+//! reconnect policy (`holdfast::sync::Reconnect`, which the worker's loop runs too).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use holdfast::sync::driver::{Lost, Now};
-use holdfast::sync::{Backoff, RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN};
-use holdfast::{Store, StoreConfig, Value};
+use holdfast::sync::{Next, Reconnect, RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN};
+use holdfast::{SpaceId, Store, StoreConfig, Value};
 
 use crate::model::Model;
 use crate::ops;
 use crate::rng::Rng;
-use crate::worker::{reconnect_delay, Conn, Out};
+use crate::worker::{Conn, Out};
 
 /// The simulated epoch: time 0 of the simulation, in ms since the Unix epoch.
 pub const WALL_BASE_MS: i64 = 1_800_000_000_000;
@@ -36,7 +37,9 @@ pub struct Device {
     pub conn: Option<Conn>,
     /// Its network is down (partitioned) until then.
     pub link_down_until: u64,
-    reconnect: Backoff,
+    reconnect: Reconnect,
+    /// Spaces the relay refused to let it read: no longer synced until the user retries.
+    pub refused: BTreeSet<SpaceId>,
     /// The worker connects again at this time.
     pub next_connect_at: u64,
     /// The relay refused it for good: the worker waits for the user.
@@ -82,7 +85,8 @@ impl Device {
             down_until: 0,
             conn: None,
             link_down_until: 0,
-            reconnect: Backoff::new(RECONNECT_DELAY_MIN, RECONNECT_DELAY_MAX),
+            reconnect: Reconnect::new(RECONNECT_DELAY_MIN, RECONNECT_DELAY_MAX),
+            refused: BTreeSet::new(),
             next_connect_at: 0,
             stopped: false,
             outbox_seen: None,
@@ -126,32 +130,53 @@ impl Device {
     }
 
     /// The connection ended at `now`: the worker's teardown, then its reconnect decision.
-    pub fn lost(&mut self, lost: &Lost, now: u64, rng: &mut Rng, out: &mut Out) {
+    /// `spaces` are the spaces the device syncs when nothing is refused.
+    pub fn lost(
+        &mut self,
+        lost: &Lost,
+        spaces: &[SpaceId],
+        now: u64,
+        rng: &mut Rng,
+        out: &mut Out,
+    ) {
         if let (Some(conn), Some(store)) = (self.conn.take(), &self.store) {
             conn.finish(store, out);
         }
-        if lost.healthy {
-            self.reconnect.reset();
+        let refused = &mut self.refused;
+        let next = self.reconnect.on_lost(
+            lost,
+            || rng.next_u64(),
+            |space| {
+                refused.insert(space.clone());
+                spaces.iter().any(|s| !refused.contains(s))
+            },
+        );
+        match next {
+            Next::Reconnect(delay) => self.next_connect_at = now + delay.as_millis() as u64,
+            Next::Stop => self.stopped = true,
         }
-        if lost.permanent {
-            self.stopped = true;
-            self.reconnect.reset();
-            return;
-        }
-        let retry_after = lost.retry_after.map_or(0, |d| d.as_millis() as u64);
-        let delay = reconnect_delay(&mut self.reconnect, rng).max(retry_after);
-        self.next_connect_at = now + delay;
+    }
+
+    /// The spaces the device syncs now: `spaces` less those refused.
+    pub fn synced(&self, spaces: &[SpaceId]) -> Vec<SpaceId> {
+        spaces
+            .iter()
+            .filter(|s| !self.refused.contains(*s))
+            .cloned()
+            .collect()
     }
 
     /// A connection attempt failed (no network, or no relay).
     pub fn unreachable(&mut self, now: u64, rng: &mut Rng) {
-        self.next_connect_at = now + reconnect_delay(&mut self.reconnect, rng);
+        let delay = self.reconnect.on_unreachable(rng.next_u64());
+        self.next_connect_at = now + delay.as_millis() as u64;
     }
 
     /// The user pressed "retry" (after a permanent refusal), or the network came back.
     pub fn retry_now(&mut self, now: u64) {
         self.stopped = false;
-        self.reconnect.reset();
+        self.refused.clear();
+        self.reconnect.user_acted();
         self.next_connect_at = now;
     }
 

@@ -676,10 +676,11 @@ impl Sim {
         let device = &mut self.devices[i];
         let store = device.store.as_ref().expect("a connecting device is up");
         let wall = device.now(now);
+        let spaces = device.synced(&self.spaces);
         device.conn = crate::worker::Conn::start(
             id,
             store,
-            &self.spaces,
+            &spaces,
             &self.worker,
             wall,
             &mut self.rng,
@@ -715,7 +716,7 @@ impl Sim {
     fn device_lost(&mut self, i: usize, lost: &Lost) -> Result<(), String> {
         self.note(format!("device {i} lost its connection: {lost:?}"));
         let mut out = Out::default();
-        self.devices[i].lost(lost, self.now, &mut self.rng, &mut out);
+        self.devices[i].lost(lost, &self.spaces, self.now, &mut self.rng, &mut out);
         if let Some(anomaly) = out.anomalies.first() {
             return Err(format!("device {i}: {anomaly}"));
         }
@@ -797,6 +798,7 @@ impl Sim {
                             .outbox()
                             .discard(entry.seq)
                             .map_err(|e| e.to_string())?;
+                        self.note(format!("sabotage: device {i} discards its write"));
                         self.sabotage = None;
                         self.note(format!("sabotage: device {i} discards entry {}", entry.seq));
                     }
@@ -1005,7 +1007,8 @@ impl Sim {
 }
 
 /// Trace lines counted in [`Stats::coverage`]: (what the line contains, name).
-const COVERAGE: [(&str, &str); 15] = [
+const COVERAGE: [(&str, &str); 16] = [
+    ("sabotage: ", "sabotaged"),
     ("repairing ", "repair started"),
     ("repair of ", "repair step"),
     ("no answer in time", "repair timed out"),

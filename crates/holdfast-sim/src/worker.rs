@@ -9,7 +9,6 @@
 //! driver (`crates/holdfast/src/sync/connection.rs`).
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use holdfast::sync::driver::{self, Driver, DriverConfig, Job, Lost, Now};
 use holdfast::sync::SyncConfig;
@@ -185,10 +184,4 @@ impl Conn {
             }
         }
     }
-}
-
-/// The reconnect delay: the worker's own backoff, with the simulation's randomness.
-pub fn reconnect_delay(backoff: &mut holdfast::sync::Backoff, rng: &mut Rng) -> u64 {
-    let delay: Duration = backoff.next_delay(rng.next_u64());
-    delay.as_millis() as u64
 }

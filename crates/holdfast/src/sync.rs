@@ -8,13 +8,14 @@
 //! effects: the [`driver`] keeps one connection's state without I/O (also driven by the
 //! deterministic simulation, `holdfast-sim`); `connection` gives it a socket and a
 //! blocking thread for redb and Automerge work; `repair` tracks repair conversations;
-//! `worker` reconnects with backoff.
+//! `worker` reconnects by the policy in `reconnect` (shared with the simulation).
 
 mod backoff;
 mod config;
 mod connection;
 pub mod driver;
 mod metrics;
+mod reconnect;
 mod repair;
 mod status;
 mod transport;
@@ -35,6 +36,7 @@ pub use config::{
     STOP_WAIT_MAX, TICK_INTERVAL,
 };
 pub use metrics::{Histogram, SyncMetrics, TIME_TO_SYNC_BOUNDS_MS};
+pub use reconnect::{Next, Reconnect};
 pub use status::{ConnectionState, SyncStatus};
 
 use crate::Store;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
-use super::backoff::{self, Backoff};
+use super::backoff;
 use super::connection::{self, Ended, Mode};
-use super::driver::Lost;
 use super::metrics::Counters;
+use super::reconnect::{Next, Reconnect};
 use super::status::{ConnectionState, StatusCell, SyncStatus};
 use super::transport::Endpoint;
 use super::{SyncConfig, SyncError, SyncMetrics, SyncReport};
@@ -170,7 +170,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 
 async fn run_inner(shared: &Arc<Shared>) {
     let config = &shared.config;
-    let mut backoff = Backoff::new(config.reconnect_delay_min, config.reconnect_delay_max);
+    let mut policy = Reconnect::new(config.reconnect_delay_min, config.reconnect_delay_max);
     let mut control = shared.control.subscribe();
     let mut retried = control.borrow().retry;
     loop {
@@ -188,7 +188,7 @@ async fn run_inner(shared: &Arc<Shared>) {
             if !wait_offline(shared, &mut control, None).await {
                 return;
             }
-            backoff.reset();
+            policy.user_acted();
             continue;
         }
         let ended = connection::run(shared, &mut control, Mode::Live).await;
@@ -198,36 +198,30 @@ async fn run_inner(shared: &Arc<Shared>) {
             Ended::Lost(lost) => lost,
         };
         shared.counters().reconnects += 1;
-        if lost.healthy {
-            backoff.reset();
-        }
         shared
             .status
             .update(|s| s.last_error = Some(lost.reason.clone()));
-        if let Some(space) = lost.refused_space.clone() {
-            if shared.refuse(space) {
+        let next = policy.on_lost(&lost, backoff::random, |space| shared.refuse(space.clone()));
+        match next {
+            Next::Reconnect(delay) if delay.is_zero() => {
                 tracing::warn!(reason = %lost.reason, "a space is no longer synced");
-                backoff.reset();
-                continue;
             }
-        }
-        if lost.permanent {
-            tracing::warn!(reason = %lost.reason, "sync stopped until the user acts");
-            shared.offline(&lost.reason, true, None);
-            if !wait_offline(shared, &mut control, None).await {
-                return;
+            Next::Reconnect(delay) => {
+                tracing::info!(reason = %lost.reason, ?delay, "reconnecting later");
+                let retry_ms = shared.store.inner.now() + delay.as_millis() as i64;
+                shared.offline(&lost.reason, false, Some(retry_ms));
+                if !wait_offline(shared, &mut control, Some(delay)).await {
+                    return;
+                }
             }
-            backoff.reset();
-            continue;
-        }
-        let delay = backoff
-            .next_delay(backoff::random())
-            .max(lost.retry_after.unwrap_or_default());
-        tracing::info!(reason = %lost.reason, ?delay, "reconnecting later");
-        let retry_ms = shared.store.inner.now() + delay.as_millis() as i64;
-        shared.offline(&lost.reason, false, Some(retry_ms));
-        if !wait_offline(shared, &mut control, Some(delay)).await {
-            return;
+            Next::Stop => {
+                tracing::warn!(reason = %lost.reason, "sync stopped until the user acts");
+                shared.offline(&lost.reason, true, None);
+                if !wait_offline(shared, &mut control, None).await {
+                    return;
+                }
+                policy.user_acted();
+            }
         }
     }
 }
@@ -287,7 +281,7 @@ async fn once_inner(shared: &Arc<Shared>, deadline: Instant) -> (bool, Option<St
     let budget = deadline.saturating_duration_since(Instant::now());
     let margin = (budget / 10).min(Duration::from_millis(500));
     let stop_at = deadline - margin;
-    let mut backoff = Backoff::new(config.reconnect_delay_min, config.reconnect_delay_max);
+    let mut policy = Reconnect::new(config.reconnect_delay_min, config.reconnect_delay_max);
     let mut control = shared.control.subscribe();
     let mut last_error = None;
     loop {
@@ -296,38 +290,26 @@ async fn once_inner(shared: &Arc<Shared>, deadline: Instant) -> (bool, Option<St
             return (false, Some(error));
         }
         let until = tokio::time::Instant::from_std(stop_at);
-        match connection::run(shared, &mut control, Mode::Once { until }).await {
+        let lost = match connection::run(shared, &mut control, Mode::Once { until }).await {
             Ended::Complete => return (true, None),
             Ended::Deadline => {
                 return (false, Some("Sync did not finish in time".to_owned()));
             }
             Ended::Stopped | Ended::Paused => return (false, Some(STOPPED.to_owned())),
-            Ended::Lost(Lost {
-                reason,
-                permanent,
-                retry_after,
-                refused_space,
-                ..
-            }) => {
-                if let Some(space) = refused_space {
-                    if shared.refuse(space) {
-                        last_error = Some(reason);
-                        continue;
-                    }
-                }
-                if permanent {
-                    return (false, Some(reason));
-                }
-                let delay = backoff
-                    .next_delay(backoff::random())
-                    .max(retry_after.unwrap_or_default());
+            Ended::Lost(lost) => lost,
+        };
+        let next = policy.on_lost(&lost, backoff::random, |space| shared.refuse(space.clone()));
+        match next {
+            Next::Reconnect(delay) if delay.is_zero() => last_error = Some(lost.reason),
+            Next::Reconnect(delay) => {
                 if Instant::now() + delay >= stop_at {
-                    return (false, Some(reason));
+                    return (false, Some(lost.reason));
                 }
-                last_error = Some(reason);
+                last_error = Some(lost.reason);
                 shared.counters().reconnects += 1;
                 tokio::time::sleep(delay).await;
             }
+            Next::Stop => return (false, Some(lost.reason)),
         }
     }
 }
