@@ -70,3 +70,50 @@ fn quick_run_of_holdfast_and_samod_reports_every_workload() {
     let targets = report["targets"].as_array().expect("targets");
     assert!(targets.len() >= 5, "{targets:?}");
 }
+
+/// `HOLDFAST_COMPARE_NODE=1` (CI sets it, after `bash benches/compare/setup.sh`): the same
+/// quick run with the automerge-repo peer on node, so the comparison's setup and its node
+/// peer keep working from a fresh clone. Without the peer installed it fails, saying how
+/// to install it.
+#[test]
+fn quick_run_with_the_node_peer() {
+    if std::env::var_os("HOLDFAST_COMPARE_NODE").is_none() {
+        eprintln!("HOLDFAST_COMPARE_NODE is not set: the node peer's quick run is left to CI");
+        return;
+    }
+    let node_modules = concat!(env!("CARGO_MANIFEST_DIR"), "/compare/node/node_modules");
+    assert!(
+        std::path::Path::new(node_modules)
+            .join("@automerge/automerge-repo")
+            .exists(),
+        "automerge-repo is not installed in {node_modules}: run `bash benches/compare/setup.sh` \
+         (needs node 20 and npm)"
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("compare.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_compare"))
+        .args(["--quick", "--only", "holdfast,automerge-repo"])
+        .args(["--workloads", "1,2"])
+        .args(["--n", "50", "--time-limit", "120", "--out"])
+        .arg(&out)
+        .arg("--work-dir")
+        .arg(dir.path())
+        .status()
+        .expect("compare runs");
+    assert!(status.success(), "compare failed: {status}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("the JSON report"))
+            .expect("valid JSON");
+    let runs = report["raw"]["records"]
+        .as_array()
+        .expect("workload 1 runs");
+    let node = runs
+        .iter()
+        .find(|r| r["system"] == "automerge-repo")
+        .unwrap_or_else(|| panic!("no run of automerge-repo in {runs:?}"));
+    assert_eq!(node["failure"], serde_json::Value::Null, "{node}");
+    assert!(
+        node["upload"]["bytes_up"].as_u64().unwrap_or(0) > 0,
+        "{node}"
+    );
+}
