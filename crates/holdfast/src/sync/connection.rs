@@ -43,6 +43,16 @@ pub(crate) enum Ended {
     Lost(Lost),
 }
 
+impl Mode {
+    /// When `sync_once` must return, if this is one.
+    fn deadline(self) -> Option<tokio::time::Instant> {
+        match self {
+            Mode::Live => None,
+            Mode::Once { until } => Some(until),
+        }
+    }
+}
+
 /// Runs one connection until it ends; what was being sent goes back to the queue.
 pub(crate) async fn run(
     shared: &Arc<Shared>,
@@ -66,9 +76,11 @@ pub(crate) async fn run(
     };
     shared.counters().connects += 1;
     let connect = shared.endpoint.connect(shared.config.connect_timeout);
+    // `sync_once`'s deadline bounds the connect too, whatever the connect timeout.
     let socket = tokio::select! {
         socket = connect => socket,
         ended = control_ended(control, mode) => return ended,
+        () = sleep_until(mode.deadline()) => return Ended::Deadline,
     };
     let socket = match socket {
         Ok(socket) => socket,
@@ -177,10 +189,7 @@ impl Connection<'_> {
         out: &mut Out,
     ) -> Ended {
         let outbox = self.shared.outbox.clone();
-        let until = match mode {
-            Mode::Live => None,
-            Mode::Once { until } => Some(until),
-        };
+        let until = mode.deadline();
         loop {
             let settled = self.publish_state();
             if settled && matches!(mode, Mode::Once { .. }) {

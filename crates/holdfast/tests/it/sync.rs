@@ -3,6 +3,7 @@
 //! in a child process killed with SIGKILL).
 
 mod conflicts;
+mod controls;
 mod crash_loops;
 mod harness;
 mod outages;
