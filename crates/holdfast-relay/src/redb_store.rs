@@ -43,7 +43,7 @@ mod record;
 mod repair;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use commit::Pending;
 use compactor::Compactor;

@@ -253,7 +253,7 @@ fn row(store: &RedbLogStore, space: &SpaceId, record: RecordId) -> Option<Record
 }
 
 /// The seed of a randomized test: `HOLDFAST_SEED` if set, else fresh; printed either way.
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let seed = match std::env::var("HOLDFAST_SEED") {
         Ok(s) => s.parse().expect("HOLDFAST_SEED is a u64"),
         Err(_) => SystemTime::now()
@@ -266,10 +266,10 @@ fn seed() -> u64 {
 }
 
 /// A small deterministic generator (SplitMix64).
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -278,7 +278,7 @@ impl Rng {
     }
 
     /// A value in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }

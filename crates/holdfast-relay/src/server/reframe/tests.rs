@@ -1,5 +1,3 @@
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -9,39 +7,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::{scan_head, Reframed, FRAGMENT_BYTES};
+use crate::redb_store::tests::{seed, Rng};
 
 const FRAME_BYTES_MAX: usize = 1 << 20;
-
-fn seed() -> u64 {
-    let seed = std::env::var("HOLDFAST_SEED").map_or_else(
-        |_| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        },
-        |s| s.parse().expect("HOLDFAST_SEED is a u64"),
-    );
-    eprintln!("seed = {seed} (set HOLDFAST_SEED={seed} to replay)");
-    seed
-}
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
