@@ -20,8 +20,8 @@ use crate::input::{hex_encode, rfc3339_ms};
 
 /// Runs `cli`, printing what it shows to `out` (progress and notes go to standard error).
 ///
-/// The storage engine can stop with a panic on a damaged file; that is reported as an
-/// error in words, like any other, not as a crash with a backtrace.
+/// A damaged file is an error like any other (`Error::Damaged`); a panic, which would be a
+/// bug, is still reported in words rather than as a crash with a backtrace.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     contained(|| dispatch(cli, out)).unwrap_or_else(|why| {
         Err(Error::Failed(format!(

@@ -10,7 +10,11 @@ use crate::schema_file::SchemaFileError;
 pub enum Error {
     /// The store refused or failed.
     #[error(transparent)]
-    Store(#[from] holdfast::Error),
+    Store(holdfast::Error),
+    /// The store file is damaged: what was found, and what to do about it. The same words
+    /// whichever command found it (`check`, `status`, `records`...).
+    #[error("the file is damaged: {0}; restore it from a backup, or let the relay repair it")]
+    Damaged(String),
     /// The schema file is not valid.
     #[error(transparent)]
     SchemaFile(#[from] SchemaFileError),
@@ -59,9 +63,18 @@ impl Error {
     }
 }
 
+impl From<holdfast::Error> for Error {
+    fn from(e: holdfast::Error) -> Self {
+        match e {
+            holdfast::Error::Corrupt(what) => Error::Damaged(what),
+            e => Error::Store(e),
+        }
+    }
+}
+
 impl From<holdfast::SchemaError> for Error {
     fn from(e: holdfast::SchemaError) -> Self {
-        Error::Store(e.into())
+        Error::from(holdfast::Error::from(e))
     }
 }
 

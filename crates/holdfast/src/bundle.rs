@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use automerge::Change;
-use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{ApplySummary, Incoming};
@@ -68,73 +67,74 @@ impl Store {
         since: Option<ExportMark>,
         space: Option<&SpaceId>,
     ) -> Result<Export> {
-        let txn = self.inner.db.begin_read()?;
-        let log = txn.open_table(tables::LOG)?;
-        let mark = tables::log_last(&log, tables::LOG_JOURNAL)?
-            .max(tables::log_last(&log, tables::LOG_OUTBOX)?);
-        // Record → the heads it had before the first change after `since`. Changes still in
-        // the outbox and changes already journaled share one sequence: merge both.
-        let mut wanted: BTreeMap<RecordId, (u64, Vec<automerge::ChangeHash>)> = BTreeMap::new();
-        let mut want = |seq: u64, record: RecordId, heads: &[[u8; 32]]| {
-            let e = wanted.entry(record).or_insert((u64::MAX, Vec::new()));
-            if seq < e.0 {
-                *e = (seq, tables::heads_from_bytes(heads));
-            }
-        };
-        match since {
-            Some(ExportMark(from)) => {
-                let from = from.saturating_add(1);
-                for item in log.range(tables::log_from(tables::LOG_JOURNAL, from))? {
-                    let (k, v) = item?;
-                    let row: JournalRow =
-                        tables::decode_row(tables::JOURNAL_ROW_V1, v.value(), "journal")?;
-                    want(k.value().1, row.record, &row.heads_before);
+        self.inner.reading(|txn| {
+            let log = txn.open_table(tables::LOG)?;
+            let mark = tables::log_last(&log, tables::LOG_JOURNAL)?
+                .max(tables::log_last(&log, tables::LOG_OUTBOX)?);
+            // Record → the heads it had before the first change after `since`. Changes still in
+            // the outbox and changes already journaled share one sequence: merge both.
+            let mut wanted: BTreeMap<RecordId, (u64, Vec<automerge::ChangeHash>)> = BTreeMap::new();
+            let mut want = |seq: u64, record: RecordId, heads: &[[u8; 32]]| {
+                let e = wanted.entry(record).or_insert((u64::MAX, Vec::new()));
+                if seq < e.0 {
+                    *e = (seq, tables::heads_from_bytes(heads));
                 }
-                for item in log.range(tables::log_from(tables::LOG_OUTBOX, from))? {
-                    let (k, v) = item?;
-                    let (row, _) = tables::decode_outbox(v.value())?;
-                    want(k.value().1, row.record, &row.heads_before);
-                }
-            }
-            None => {
-                for id in crate::store::record_ids(&txn.open_table(tables::RECORDS)?)? {
-                    want(0, id, &[]);
-                }
-            }
-        }
-        let mut body = BundleBody {
-            source: self.inner.device,
-            created_ms: self.inner.now(),
-            mark,
-            records: Vec::new(),
-        };
-        let mut changes = 0;
-        for (id, (_, heads)) in wanted {
-            let Some(entry) = load_entry(&txn, id, &self.inner.actor)? else {
-                continue;
             };
-            if space.is_some_and(|s| *s != entry.meta.space) {
-                continue;
+            match since {
+                Some(ExportMark(from)) => {
+                    let from = from.saturating_add(1);
+                    for item in log.range(tables::log_from(tables::LOG_JOURNAL, from))? {
+                        let (k, v) = item?;
+                        let row: JournalRow =
+                            tables::decode_row(tables::JOURNAL_ROW_V1, v.value(), "journal")?;
+                        want(k.value().1, row.record, &row.heads_before);
+                    }
+                    for item in log.range(tables::log_from(tables::LOG_OUTBOX, from))? {
+                        let (k, v) = item?;
+                        let (row, _) = tables::decode_outbox(v.value())?;
+                        want(k.value().1, row.record, &row.heads_before);
+                    }
+                }
+                None => {
+                    for id in crate::store::record_ids(&txn.open_table(tables::RECORDS)?)? {
+                        want(0, id, &[]);
+                    }
+                }
             }
-            let raw: Vec<Vec<u8>> = entry
-                .doc
-                .get_changes(&heads)
-                .iter()
-                .map(|c| c.raw_bytes().to_vec())
-                .collect();
-            changes += raw.len();
-            body.records.push(BundleRecord {
-                id,
-                space: entry.meta.space,
-                changes: raw,
-            });
-        }
-        let records = body.records.len();
-        Ok(Export {
-            bytes: encode(&body),
-            mark: ExportMark(mark),
-            records,
-            changes,
+            let mut body = BundleBody {
+                source: self.inner.device,
+                created_ms: self.inner.now(),
+                mark,
+                records: Vec::new(),
+            };
+            let mut changes = 0;
+            for (id, (_, heads)) in wanted {
+                let Some(entry) = load_entry(txn, id, &self.inner.actor)? else {
+                    continue;
+                };
+                if space.is_some_and(|s| *s != entry.meta.space) {
+                    continue;
+                }
+                let raw: Vec<Vec<u8>> = entry
+                    .doc
+                    .get_changes(&heads)
+                    .iter()
+                    .map(|c| c.raw_bytes().to_vec())
+                    .collect();
+                changes += raw.len();
+                body.records.push(BundleRecord {
+                    id,
+                    space: entry.meta.space,
+                    changes: raw,
+                });
+            }
+            let records = body.records.len();
+            Ok(Export {
+                bytes: encode(&body),
+                mark: ExportMark(mark),
+                records,
+                changes,
+            })
         })
     }
 

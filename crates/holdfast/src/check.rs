@@ -6,6 +6,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
+use crate::damage;
 use crate::error::Result;
 use crate::tables;
 use crate::Store;
@@ -33,13 +34,13 @@ impl CheckReport {
 impl Store {
     /// Checks the store file at `path`, which must not be open elsewhere.
     pub fn check(path: impl AsRef<Path>) -> Result<CheckReport> {
-        check_db(Database::open(path.as_ref())?)
+        damage::contained(|| check_db(Database::open(path.as_ref())?))
     }
 
     /// Checks a store kept on any redb storage backend (see [`Store::open_with_backend`]),
     /// which must not be open elsewhere.
     pub fn check_backend(backend: impl redb::StorageBackend) -> Result<CheckReport> {
-        check_db(Database::builder().create_with_backend(backend)?)
+        damage::contained(|| check_db(Database::builder().create_with_backend(backend)?))
     }
 }
 

@@ -352,7 +352,7 @@ impl Inner {
             .iter()
             .filter_map(|p| lock(&p.staged).take())
             .collect();
-        let result = self.write_group(&staged);
+        let result = crate::damage::contained(|| self.write_group(&staged));
         let mut failed_later = Vec::new();
         {
             let mut st = lock(&self.state);

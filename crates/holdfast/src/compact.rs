@@ -11,6 +11,7 @@ use std::path::Path;
 use automerge::ActorId;
 use redb::{Database, ReadableTable};
 
+use crate::damage;
 use crate::error::{Error, Result};
 use crate::store::{load_entry_in_write, record_ids};
 use crate::tables;
@@ -29,39 +30,41 @@ impl Store {
         if Store::stored_schema(path)?.is_none() {
             return Err(Error::NotAStore(path.display().to_string()));
         }
-        let mut db = Database::open(path)?;
-        let txn = db.begin_write()?;
-        check_format(&txn)?;
-        // Documents are only loaded and saved, never changed: the actor is never used.
-        let actor = ActorId::random();
-        let ids = record_ids(&txn.open_table(tables::RECORDS)?)?;
-        let mut rewritten = 0;
-        for id in ids {
-            let Some(entry) = load_entry_in_write(&txn, id, &actor)? else {
-                continue;
-            };
-            let mut meta = entry.meta;
-            if meta.chunks <= 1 {
-                continue;
+        damage::contained(|| {
+            let mut db = Database::open(path)?;
+            let txn = db.begin_write()?;
+            check_format(&txn)?;
+            // Documents are only loaded and saved, never changed: the actor is never used.
+            let actor = ActorId::random();
+            let ids = record_ids(&txn.open_table(tables::RECORDS)?)?;
+            let mut rewritten = 0;
+            for id in ids {
+                let Some(entry) = load_entry_in_write(&txn, id, &actor)? else {
+                    continue;
+                };
+                let mut meta = entry.meta;
+                if meta.chunks <= 1 {
+                    continue;
+                }
+                let snapshot = entry.doc.save();
+                let old_chunks = meta.chunks;
+                meta.chunks = 1;
+                meta.snapshot_bytes = snapshot.len() as u64;
+                meta.tail_bytes = 0;
+                let key = tables::rid(id);
+                let mut records = txn.open_table(tables::RECORDS)?;
+                for n in 1..old_chunks {
+                    records.remove((key, tables::SLOT_SNAPSHOT + n))?;
+                }
+                records.insert((key, tables::SLOT_SNAPSHOT), snapshot.as_slice())?;
+                let row = tables::encode_row(tables::RECORD_ROW_V1, &meta);
+                records.insert((key, tables::SLOT_META), row.as_slice())?;
+                rewritten += 1;
             }
-            let snapshot = entry.doc.save();
-            let old_chunks = meta.chunks;
-            meta.chunks = 1;
-            meta.snapshot_bytes = snapshot.len() as u64;
-            meta.tail_bytes = 0;
-            let key = tables::rid(id);
-            let mut records = txn.open_table(tables::RECORDS)?;
-            for n in 1..old_chunks {
-                records.remove((key, tables::SLOT_SNAPSHOT + n))?;
-            }
-            records.insert((key, tables::SLOT_SNAPSHOT), snapshot.as_slice())?;
-            let row = tables::encode_row(tables::RECORD_ROW_V1, &meta);
-            records.insert((key, tables::SLOT_META), row.as_slice())?;
-            rewritten += 1;
-        }
-        txn.commit()?;
-        db.compact().map_err(redb::Error::from)?;
-        Ok(rewritten)
+            txn.commit()?;
+            db.compact().map_err(redb::Error::from)?;
+            Ok(rewritten)
+        })
     }
 }
 

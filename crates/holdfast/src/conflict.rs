@@ -1,6 +1,6 @@
 //! Conflicts: the table of conflicted fields, their counters, and resolution.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::doc::{Candidate, FieldValue, STATE_FIELD};
@@ -35,19 +35,20 @@ pub struct ConflictCounts {
 impl Store {
     /// Every open conflict, in record order. Read from a table, not by scanning documents.
     pub fn conflicts(&self) -> Result<Vec<Conflict>> {
-        let txn = self.inner.db.begin_read()?;
-        let table = txn.open_table(tables::CONFLICTS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            let (record, field) = k.value();
-            out.push(Conflict {
-                record: RecordId::from_bytes(record.to_be_bytes()),
-                field: field.to_owned(),
-                detected_ms: v.value(),
-            });
-        }
-        Ok(out)
+        self.inner.reading(|txn| {
+            let table = txn.open_table(tables::CONFLICTS)?;
+            let mut out = Vec::new();
+            for item in table.iter()? {
+                let (k, v) = item?;
+                let (record, field) = k.value();
+                out.push(Conflict {
+                    record: RecordId::from_bytes(record.to_be_bytes()),
+                    field: field.to_owned(),
+                    detected_ms: v.value(),
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// The candidates of a conflicted field (empty when it is not in conflict).
@@ -77,17 +78,18 @@ impl Store {
 
     /// Conflicts detected and resolved since the store was created.
     pub fn conflict_counts(&self) -> Result<ConflictCounts> {
-        let txn = self.inner.db.begin_read()?;
-        let meta = txn.open_table(tables::META)?;
-        let read = |key| -> Result<u64> {
-            Ok(meta
-                .get(key)?
-                .and_then(|v| v.value().try_into().ok())
-                .map_or(0, u64::from_le_bytes))
-        };
-        Ok(ConflictCounts {
-            detected: read(META_DETECTED)?,
-            resolved: read(META_RESOLVED)?,
+        self.inner.reading(|txn| {
+            let meta = txn.open_table(tables::META)?;
+            let read = |key| -> Result<u64> {
+                Ok(meta
+                    .get(key)?
+                    .and_then(|v| v.value().try_into().ok())
+                    .map_or(0, u64::from_le_bytes))
+            };
+            Ok(ConflictCounts {
+                detected: read(META_DETECTED)?,
+                resolved: read(META_RESOLVED)?,
+            })
         })
     }
 }

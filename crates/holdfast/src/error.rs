@@ -100,9 +100,10 @@ pub enum ReadOnlyReason {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The storage layer (redb, the file system) failed.
+    /// The storage layer (redb, the file system) failed. Damage redb detects is
+    /// [`Error::Corrupt`] instead.
     #[error("storage error: {0}")]
-    Storage(#[from] redb::Error),
+    Storage(redb::Error),
     /// Schema misuse or mismatch.
     #[error(transparent)]
     Schema(#[from] SchemaError),
@@ -147,7 +148,8 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
-    /// A stored document or row failed to decode: the file is damaged.
+    /// A stored document or row failed to decode, or the storage engine met a damaged
+    /// page: the file is damaged.
     #[error("the database file is damaged: {0}")]
     Corrupt(String),
     /// A single-record write ([`Store::update`](crate::Store::update)) tried to create or
@@ -195,11 +197,20 @@ impl From<crate::sync::SyncError> for Error {
     }
 }
 
+impl From<redb::Error> for Error {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Corrupted(detail) => Error::Corrupt(detail),
+            e => Error::Storage(e),
+        }
+    }
+}
+
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Self {
-                Error::Storage(e.into())
+                Error::from(redb::Error::from(e))
             }
         }
     )*};

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use automerge::{Automerge, Change};
 use holdfast_protocol::{ChangeEntry, Cursor, RecordState};
-use redb::ReadableDatabase;
 
 use crate::apply::{ApplySummary, Incoming};
 use crate::error::{Error, Result};
@@ -34,11 +33,12 @@ impl Store {
 impl Inbox<'_> {
     /// How far this device has applied the space's log; `None` if it never pulled it.
     pub fn cursor(&self, space: &SpaceId) -> Result<Option<Cursor>> {
-        let txn = self.store.inner.db.begin_read()?;
-        let table = txn.open_table(tables::CURSORS)?;
-        let row = table.get(space.as_str())?;
-        row.map(|row| tables::decode_row(tables::CURSOR_ROW_V1, row.value(), "cursor"))
-            .transpose()
+        self.store.inner.reading(|txn| {
+            let table = txn.open_table(tables::CURSORS)?;
+            let row = table.get(space.as_str())?;
+            row.map(|row| tables::decode_row(tables::CURSOR_ROW_V1, row.value(), "cursor"))
+                .transpose()
+        })
     }
 
     /// Applies `entries` of `space`'s log (a `Changes` frame) and stores `next_cursor`, in
@@ -115,37 +115,38 @@ impl Inbox<'_> {
     /// document).
     pub fn holds_synced_changes(&self, space: &SpaceId) -> Result<bool> {
         let inner = &self.store.inner;
-        let txn = inner.db.begin_read()?;
-        let records = txn.open_table(tables::RECORDS)?;
-        let log = txn.open_table(tables::LOG)?;
-        for id in crate::store::record_ids(&records)? {
-            let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
-                continue;
-            };
-            let meta: tables::RecordMeta =
-                tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
-            if &meta.space != space {
-                continue;
-            }
-            // The record's history is all in the outbox when each pending entry builds
-            // only on pending entries before it and the record's heads are among them.
-            let seqs = crate::commit::lock(&inner.outbox).record_seqs(id);
-            let mut pending: HashSet<[u8; 32]> = HashSet::new();
-            for seq in seqs {
-                let Some(row) = log.get((tables::LOG_OUTBOX, seq))? else {
+        inner.reading(|txn| {
+            let records = txn.open_table(tables::RECORDS)?;
+            let log = txn.open_table(tables::LOG)?;
+            for id in crate::store::record_ids(&records)? {
+                let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
                     continue;
                 };
-                let (row, _) = tables::decode_outbox(row.value())?;
-                if row.heads_before.iter().any(|h| !pending.contains(h)) {
+                let meta: tables::RecordMeta =
+                    tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
+                if &meta.space != space {
+                    continue;
+                }
+                // The record's history is all in the outbox when each pending entry builds
+                // only on pending entries before it and the record's heads are among them.
+                let seqs = crate::commit::lock(&inner.outbox).record_seqs(id);
+                let mut pending: HashSet<[u8; 32]> = HashSet::new();
+                for seq in seqs {
+                    let Some(row) = log.get((tables::LOG_OUTBOX, seq))? else {
+                        continue;
+                    };
+                    let (row, _) = tables::decode_outbox(row.value())?;
+                    if row.heads_before.iter().any(|h| !pending.contains(h)) {
+                        return Ok(true);
+                    }
+                    pending.extend(row.change_hashes);
+                }
+                if meta.heads.iter().any(|h| !pending.contains(h)) {
                     return Ok(true);
                 }
-                pending.extend(row.change_hashes);
             }
-            if meta.heads.iter().any(|h| !pending.contains(h)) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+            Ok(false)
+        })
     }
 
     /// Forgets the space's cursor, so the next connection bootstraps it again (after a

@@ -95,6 +95,7 @@ mod check;
 mod commit;
 mod compact;
 mod conflict;
+mod damage;
 mod doc;
 mod error;
 mod inbox;

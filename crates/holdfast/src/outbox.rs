@@ -11,7 +11,7 @@ mod index;
 
 pub(crate) use index::OutboxIndex;
 
-use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Durability, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -132,13 +132,14 @@ impl Store {
                 );
             }
         }
-        let txn = self.inner.db.begin_read()?;
-        let meta = txn.open_table(tables::META)?;
-        s.last_synced_ms = meta
-            .get(tables::META_LAST_SYNCED)?
-            .and_then(|v| v.value().try_into().ok())
-            .map(i64::from_le_bytes);
-        Ok(s)
+        self.inner.reading(|txn| {
+            let meta = txn.open_table(tables::META)?;
+            s.last_synced_ms = meta
+                .get(tables::META_LAST_SYNCED)?
+                .and_then(|v| v.value().try_into().ok())
+                .map(i64::from_le_bytes);
+            Ok(s)
+        })
     }
 }
 
@@ -182,15 +183,16 @@ type LogTable<'t> = redb::Table<'t, (u8, u64), &'static [u8]>;
 impl Outbox<'_> {
     /// Up to `limit` entries after `after` (from the start when `None`), in order.
     pub fn list(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let txn = self.store.inner.db.begin_read()?;
-        let log = txn.open_table(tables::LOG)?;
-        let start = after.map_or(0, |a| a.saturating_add(1));
-        let mut out = Vec::new();
-        for item in log.range(tables::log_from(LOG_OUTBOX, start))?.take(limit) {
-            let (k, v) = item?;
-            out.push(entry(k.value().1, tables::decode_outbox(v.value())?.0));
-        }
-        Ok(out)
+        self.store.inner.reading(|txn| {
+            let log = txn.open_table(tables::LOG)?;
+            let start = after.map_or(0, |a| a.saturating_add(1));
+            let mut out = Vec::new();
+            for item in log.range(tables::log_from(LOG_OUTBOX, start))?.take(limit) {
+                let (k, v) = item?;
+                out.push(entry(k.value().1, tables::decode_outbox(v.value())?.0));
+            }
+            Ok(out)
+        })
     }
 
     /// The next entries to send, in outbox order, at most `entries_max` of them and at most
@@ -198,40 +200,43 @@ impl Outbox<'_> {
     /// `Sending`. Permanently failed entries are skipped.
     pub fn take_batch(&self, entries_max: usize, bytes_max: u64) -> Result<Vec<PendingPush>> {
         self.store.inner.writable()?;
-        let mut txn = self.store.inner.db.begin_write()?;
-        // Sending is not kept across a crash anyway (open re-queues it).
-        txn.set_durability(Durability::None)?;
-        let mut batch = Vec::new();
-        {
-            let mut log = txn.open_table(tables::LOG)?;
-            // The in-memory index picks the candidates without scanning the outbox; each row
-            // is re-checked, since only rows are the truth.
-            let hint = self.index().due(entries_max, bytes_max);
-            let mut due = Vec::new();
-            for seq in hint {
-                let Some(bytes) = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec()) else {
-                    continue;
-                };
-                let (row, changes) = tables::decode_outbox(&bytes)?;
-                if index::is_due(&row.state) {
-                    due.push((seq, row, changes.to_vec()));
+        let batch = self.store.inner.writing(|mut txn| {
+            // Sending is not kept across a crash anyway (open re-queues it).
+            txn.set_durability(Durability::None)?;
+            let mut batch = Vec::new();
+            {
+                let mut log = txn.open_table(tables::LOG)?;
+                // The in-memory index picks the candidates without scanning the outbox; each row
+                // is re-checked, since only rows are the truth.
+                let hint = self.index().due(entries_max, bytes_max);
+                let mut due = Vec::new();
+                for seq in hint {
+                    let Some(bytes) = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec())
+                    else {
+                        continue;
+                    };
+                    let (row, changes) = tables::decode_outbox(&bytes)?;
+                    if index::is_due(&row.state) {
+                        due.push((seq, row, changes.to_vec()));
+                    }
+                }
+                for (seq, mut row, changes) in due {
+                    row.state = RowState::Sending;
+                    row.attempts += 1;
+                    log.insert(
+                        (LOG_OUTBOX, seq),
+                        tables::encode_outbox(&row, &changes).as_slice(),
+                    )?;
+                    let changes = tables::decode_changes(&changes)?;
+                    batch.push(PendingPush {
+                        entry: entry(seq, row),
+                        changes,
+                    });
                 }
             }
-            for (seq, mut row, changes) in due {
-                row.state = RowState::Sending;
-                row.attempts += 1;
-                log.insert(
-                    (LOG_OUTBOX, seq),
-                    tables::encode_outbox(&row, &changes).as_slice(),
-                )?;
-                let changes = tables::decode_changes(&changes)?;
-                batch.push(PendingPush {
-                    entry: entry(seq, row),
-                    changes,
-                });
-            }
-        }
-        txn.commit()?;
+            txn.commit()?;
+            Ok(batch)
+        })?;
         let mut index = self.index();
         for p in &batch {
             index.set_state(p.entry.seq, RowState::Sending);
@@ -242,17 +247,19 @@ impl Outbox<'_> {
     /// The relay stored these entries durably (`(seq, relay_seq)` pairs): they leave the
     /// outbox and their records become `Synced` once nothing else is pending for them.
     pub fn mark_acked(&self, acked: &[(u64, u64)]) -> Result<()> {
-        let txn = self.store.inner.db.begin_write()?;
-        {
-            let mut log = txn.open_table(tables::LOG)?;
-            for (seq, _relay_seq) in acked {
-                retire(&mut log, *seq)?;
+        self.store.inner.writing(|txn| {
+            {
+                let mut log = txn.open_table(tables::LOG)?;
+                for (seq, _relay_seq) in acked {
+                    retire(&mut log, *seq)?;
+                }
+                let mut meta = txn.open_table(tables::META)?;
+                let now = self.store.inner.now();
+                meta.insert(tables::META_LAST_SYNCED, now.to_le_bytes().as_slice())?;
             }
-            let mut meta = txn.open_table(tables::META)?;
-            let now = self.store.inner.now();
-            meta.insert(tables::META_LAST_SYNCED, now.to_le_bytes().as_slice())?;
-        }
-        txn.commit()?;
+            txn.commit()?;
+            Ok(())
+        })?;
         let mut index = self.index();
         for (seq, _) in acked {
             index.remove(*seq);
@@ -264,23 +271,24 @@ impl Outbox<'_> {
     /// user, a retryable one goes out with the next batch.
     pub fn mark_failed(&self, seq: u64, reason: &str, permanent: bool) -> Result<()> {
         self.store.inner.writable()?;
-        let txn = self.store.inner.db.begin_write()?;
-        {
-            let mut log = txn.open_table(tables::LOG)?;
-            let found = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec());
-            if let Some(bytes) = found {
-                let (mut row, changes) = tables::decode_outbox(&bytes)?;
-                row.state = RowState::Failed {
-                    reason: reason.to_owned(),
-                    permanent,
-                };
-                log.insert(
-                    (LOG_OUTBOX, seq),
-                    tables::encode_outbox(&row, changes).as_slice(),
-                )?;
+        self.store.inner.writing(|txn| {
+            {
+                let mut log = txn.open_table(tables::LOG)?;
+                let found = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec());
+                if let Some(bytes) = found {
+                    let (mut row, changes) = tables::decode_outbox(&bytes)?;
+                    row.state = RowState::Failed {
+                        reason: reason.to_owned(),
+                        permanent,
+                    };
+                    log.insert(
+                        (LOG_OUTBOX, seq),
+                        tables::encode_outbox(&row, changes).as_slice(),
+                    )?;
+                }
             }
-        }
-        txn.commit()?;
+            Ok(txn.commit()?)
+        })?;
         let failed = RowState::Failed {
             reason: reason.to_owned(),
             permanent,
@@ -317,9 +325,11 @@ impl Outbox<'_> {
     /// user wrote is removed, it just is not sent to the relay.
     pub fn discard(&self, seq: u64) -> Result<bool> {
         self.store.inner.writable()?;
-        let txn = self.store.inner.db.begin_write()?;
-        let found = retire(&mut txn.open_table(tables::LOG)?, seq)?;
-        txn.commit()?;
+        let found = self.store.inner.writing(|txn| {
+            let found = retire(&mut txn.open_table(tables::LOG)?, seq)?;
+            txn.commit()?;
+            Ok(found)
+        })?;
         self.index().remove(seq);
         Ok(found)
     }
@@ -328,25 +338,28 @@ impl Outbox<'_> {
     /// transaction.
     fn update(&self, seqs: Vec<u64>, mut f: impl FnMut(&mut OutboxRow) -> bool) -> Result<usize> {
         self.store.inner.writable()?;
-        let txn = self.store.inner.db.begin_write()?;
-        let mut changed = Vec::new();
-        {
-            let mut log = txn.open_table(tables::LOG)?;
-            for seq in seqs {
-                let Some(bytes) = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec()) else {
-                    continue;
-                };
-                let (mut row, changes) = tables::decode_outbox(&bytes)?;
-                if f(&mut row) {
-                    log.insert(
-                        (LOG_OUTBOX, seq),
-                        tables::encode_outbox(&row, changes).as_slice(),
-                    )?;
-                    changed.push((seq, row.state));
+        let changed = self.store.inner.writing(|txn| {
+            let mut changed = Vec::new();
+            {
+                let mut log = txn.open_table(tables::LOG)?;
+                for seq in seqs {
+                    let Some(bytes) = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec())
+                    else {
+                        continue;
+                    };
+                    let (mut row, changes) = tables::decode_outbox(&bytes)?;
+                    if f(&mut row) {
+                        log.insert(
+                            (LOG_OUTBOX, seq),
+                            tables::encode_outbox(&row, changes).as_slice(),
+                        )?;
+                        changed.push((seq, row.state));
+                    }
                 }
             }
-        }
-        txn.commit()?;
+            txn.commit()?;
+            Ok(changed)
+        })?;
         let mut index = self.index();
         for (seq, state) in &changed {
             index.set_state(*seq, state.clone());

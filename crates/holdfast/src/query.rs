@@ -3,7 +3,6 @@
 
 use std::ops::Bound;
 
-use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SchemaError};
@@ -72,25 +71,26 @@ impl Store {
             }
             None => start,
         };
-        let txn = self.inner.db.begin_read()?;
-        let table = txn.open_table(tables::INDEX)?;
-        let mut ids = Vec::new();
-        let mut last = None;
-        let mut more = false;
-        if start < end {
-            for item in table.range::<&[u8]>(start.as_slice()..end.as_slice())? {
-                let (k, _) = item?;
-                if ids.len() == limit {
-                    more = true;
-                    break;
+        self.inner.reading(|txn| {
+            let table = txn.open_table(tables::INDEX)?;
+            let mut ids = Vec::new();
+            let mut last = None;
+            let mut more = false;
+            if start < end {
+                for item in table.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+                    let (k, _) = item?;
+                    if ids.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    ids.push(index::record_of(k.value()));
+                    last = Some(k.value().to_vec());
                 }
-                ids.push(index::record_of(k.value()));
-                last = Some(k.value().to_vec());
             }
-        }
-        Ok(Page {
-            ids,
-            next: if more { last.map(PageToken) } else { None },
+            Ok(Page {
+                ids,
+                next: if more { last.map(PageToken) } else { None },
+            })
         })
     }
 

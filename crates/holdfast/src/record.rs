@@ -130,15 +130,15 @@ impl crate::Store {
     /// latest changes it holds. Two devices hold the same changes of a record exactly
     /// when its heads are equal. Reads the record's metadata row (no document).
     pub fn heads(&self, id: RecordId) -> Result<Vec<[u8; 32]>> {
-        use redb::ReadableDatabase;
-        let txn = self.inner.db.begin_read()?;
-        let records = txn.open_table(crate::tables::RECORDS)?;
-        let key = (crate::tables::rid(id), crate::tables::SLOT_META);
-        let row = records.get(key)?.ok_or(Error::NotFound(id))?;
-        let meta: RecordMeta =
-            crate::tables::decode_row(crate::tables::RECORD_ROW_V1, row.value(), "record")?;
-        let mut heads = meta.heads;
-        heads.sort_unstable();
-        Ok(heads)
+        self.inner.reading(|txn| {
+            let records = txn.open_table(crate::tables::RECORDS)?;
+            let key = (crate::tables::rid(id), crate::tables::SLOT_META);
+            let row = records.get(key)?.ok_or(Error::NotFound(id))?;
+            let meta: RecordMeta =
+                crate::tables::decode_row(crate::tables::RECORD_ROW_V1, row.value(), "record")?;
+            let mut heads = meta.heads;
+            heads.sort_unstable();
+            Ok(heads)
+        })
     }
 }

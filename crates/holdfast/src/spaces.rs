@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use crate::error::Result;
 use crate::store::record_ids;
@@ -15,25 +15,26 @@ impl Store {
     /// cursor for, in name order. Reads each record's metadata row (no document): meant for
     /// tools and rare whole-store work, not for every screen of an app.
     pub fn spaces(&self) -> Result<Vec<SpaceId>> {
-        let txn = self.inner.db.begin_read()?;
-        let mut spaces = BTreeSet::new();
-        let records = txn.open_table(tables::RECORDS)?;
-        for id in record_ids(&records)? {
-            let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
-                continue;
-            };
-            let meta: RecordMeta =
-                tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
-            spaces.insert(meta.space);
-        }
-        let cursors = txn.open_table(tables::CURSORS)?;
-        for item in cursors.iter()? {
-            let (space, _) = item?;
-            let space = SpaceId::new(space.value())
-                .map_err(|e| crate::Error::Corrupt(format!("cursor row: {e}")))?;
-            spaces.insert(space);
-        }
-        Ok(spaces.into_iter().collect())
+        self.inner.reading(|txn| {
+            let mut spaces = BTreeSet::new();
+            let records = txn.open_table(tables::RECORDS)?;
+            for id in record_ids(&records)? {
+                let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
+                    continue;
+                };
+                let meta: RecordMeta =
+                    tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
+                spaces.insert(meta.space);
+            }
+            let cursors = txn.open_table(tables::CURSORS)?;
+            for item in cursors.iter()? {
+                let (space, _) = item?;
+                let space = SpaceId::new(space.value())
+                    .map_err(|e| crate::Error::Corrupt(format!("cursor row: {e}")))?;
+                spaces.insert(space);
+            }
+            Ok(spaces.into_iter().collect())
+        })
     }
 }
 

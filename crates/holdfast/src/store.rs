@@ -10,6 +10,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 use crate::cache::{DocCache, Entry};
 use crate::commit::Pending;
+use crate::damage;
 use crate::doc::{self, Candidate, FieldValue, View};
 use crate::error::{Error, ReadOnlyReason, Result, SchemaError};
 use crate::record::Record;
@@ -175,7 +176,7 @@ impl Store {
     /// transaction), a newer one opens the store read-only (see [`Store::read_only`]).
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         config.schema.validate()?;
-        Store::open_db(Database::builder().create(path.as_ref())?, config)
+        damage::contained(|| Store::open_db(Database::builder().create(path.as_ref())?, config))
     }
 
     /// Opens a store on any redb storage backend: an in-memory one, or one that injects I/O
@@ -185,7 +186,9 @@ impl Store {
         config: StoreConfig,
     ) -> Result<Store> {
         config.schema.validate()?;
-        Store::open_db(Database::builder().create_with_backend(backend)?, config)
+        damage::contained(|| {
+            Store::open_db(Database::builder().create_with_backend(backend)?, config)
+        })
     }
 
     fn open_db(db: Database, config: StoreConfig) -> Result<Store> {
@@ -352,20 +355,21 @@ impl Store {
     /// included, in id order. Reads each record's metadata row (no document): meant for
     /// rare whole-space work such as a repair, not for listings (use [`Store::query`]).
     pub fn records_in_space(&self, space: &crate::SpaceId) -> Result<Vec<RecordId>> {
-        let txn = self.inner.db.begin_read()?;
-        let records = txn.open_table(tables::RECORDS)?;
-        let mut out = Vec::new();
-        for id in record_ids(&records)? {
-            let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
-                continue;
-            };
-            let meta: RecordMeta =
-                tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
-            if &meta.space == space {
-                out.push(id);
+        self.inner.reading(|txn| {
+            let records = txn.open_table(tables::RECORDS)?;
+            let mut out = Vec::new();
+            for id in record_ids(&records)? {
+                let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
+                    continue;
+                };
+                let meta: RecordMeta =
+                    tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
+                if &meta.space == space {
+                    out.push(id);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
@@ -474,8 +478,19 @@ impl Inner {
     }
 
     fn load(&self, id: RecordId) -> Result<Option<Entry>> {
-        let txn = self.db.begin_read()?;
-        load_entry(&txn, id, &self.actor)
+        self.reading(|txn| load_entry(txn, id, &self.actor))
+    }
+
+    /// Runs `f` in a read transaction: the one way the store reads its file, so that a
+    /// panic of the storage engine on a damaged page is [`Error::Corrupt`] (see `damage`).
+    pub(crate) fn reading<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        damage::contained(|| f(&self.db.begin_read()?))
+    }
+
+    /// Runs `f` with a write transaction it commits (or drops), under the same guard as
+    /// [`Inner::reading`]. Not for the app's write closures: see [`damage::contained`].
+    pub(crate) fn writing<T>(&self, f: impl FnOnce(WriteTransaction) -> Result<T>) -> Result<T> {
+        damage::contained(|| f(self.db.begin_write()?))
     }
 
     pub(crate) fn new_doc(&self) -> Automerge {
@@ -513,6 +528,12 @@ pub(crate) fn record_ids(
             break;
         };
         let key = item?.0.value().0;
+        if key < start.0 {
+            // A damaged page sent the scan back: without this it would never end.
+            return Err(Error::Corrupt(
+                "the records table is out of order".to_owned(),
+            ));
+        }
         ids.push(RecordId::from_bytes(key.to_be_bytes()));
         next = key.checked_add(1).map(|k| (k, 0));
     }

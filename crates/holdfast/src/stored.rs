@@ -5,6 +5,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase};
 
+use crate::damage;
 use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::store::{Store, StoreConfig};
@@ -18,16 +19,18 @@ impl Store {
         if !path.exists() {
             return Err(Error::NotAStore(path.display().to_string()));
         }
-        let db = Database::open(path)?;
-        let txn = db.begin_read()?;
-        let meta = match txn.open_table(tables::META) {
-            Ok(meta) => meta,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let row = meta.get(tables::META_SCHEMA)?;
-        row.map(|row| tables::decode_row(1, row.value(), "schema"))
-            .transpose()
+        damage::contained(|| {
+            let db = Database::open(path)?;
+            let txn = db.begin_read()?;
+            let meta = match txn.open_table(tables::META) {
+                Ok(meta) => meta,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let row = meta.get(tables::META_SCHEMA)?;
+            row.map(|row| tables::decode_row(1, row.value(), "schema"))
+                .transpose()
+        })
     }
 
     /// Opens the store at `path` with the schema it keeps, so that any store can be

@@ -5,29 +5,21 @@ use std::path::Path;
 
 use holdfast::Store;
 
-use super::{contained, count, existing_store, say};
+use super::{count, existing_store, say};
 use crate::error::{Error, Result};
 use crate::json;
 
 /// `check`: fails when anything is wrong, after listing it.
 pub fn check(db: &Path, as_json: bool, out: &mut dyn Write) -> Result<()> {
-    // The storage engine may stop with a panic on pages that do not decode: damage too.
-    let report = contained(|| {
-        existing_store(db)?;
-        Store::check(db).map_err(|e| match e {
-            holdfast::Error::Storage(e) => Error::Failed(format!(
-                "{} could not be checked: {e} (the file is damaged, or open in another program)",
-                db.display()
-            )),
-            e => e.into(),
-        })
-    })
-    .map_err(|why| {
-        Error::Failed(format!(
-            "the file is damaged: the storage engine stopped reading it ({why}); \
-             restore it from a backup, or sync a new store from the relay"
-        ))
-    })??;
+    existing_store(db)?;
+    // Damage the storage engine meets comes back as `Corrupt`, said as `Error::Damaged`.
+    let report = Store::check(db).map_err(|e| match e {
+        holdfast::Error::Storage(e) => Error::Failed(format!(
+            "{} could not be checked: {e} (the file is damaged, or open in another program)",
+            db.display()
+        )),
+        e => e.into(),
+    })?;
     let ok = report.is_ok();
     let summary = json::CheckJson {
         ok,

@@ -184,7 +184,7 @@ fn page_of(store: &Store, args: &RecordsArgs) -> Result<json::PageJson> {
             let room = limit - page.records.len();
             let found = store.query(&query, room.min(PAGE_RECORDS), token.as_ref())?;
             for id in found.ids {
-                page.records.push(json::record(store, id)?);
+                page.records.push(listed(store, id)?);
             }
             token = found.next;
             if page.records.len() == limit {
@@ -207,6 +207,16 @@ fn page_of(store: &Store, args: &RecordsArgs) -> Result<json::PageJson> {
         }
     }
     Ok(page)
+}
+
+/// A record the index listed: one the file does not hold means the file is damaged.
+fn listed(store: &Store, id: RecordId) -> Result<RecordJson> {
+    json::record(store, id).map_err(|e| match e {
+        Error::Store(holdfast::Error::NotFound(id)) => Error::Damaged(format!(
+            "its index lists record {id}, which the file does not hold"
+        )),
+        e => e,
+    })
 }
 
 /// A record in a few words for a listing: its first string value or text, and whether a

@@ -55,6 +55,10 @@ impl Run {
         String::from_utf8(self.output.stderr.clone()).unwrap()
     }
 
+    pub fn succeeded(&self) -> bool {
+        self.output.status.success()
+    }
+
     /// Asserts success; returns standard output.
     #[track_caller]
     pub fn ok(&self) -> String {

@@ -4,6 +4,7 @@
 mod api;
 mod bad_input;
 mod crash;
+mod damage;
 mod disk_failure;
 mod inbox;
 mod merge;
