@@ -71,6 +71,7 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod fanout;
+mod file_mode;
 pub mod http;
 pub mod metrics;
 mod redb_store;

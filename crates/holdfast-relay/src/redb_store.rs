@@ -32,6 +32,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::file_mode;
 use crate::store::{LogStore, PullResult, RecordSync, RepairReason, SnapshotPage};
 use crate::tables::{self, EventRow, LogRow, FORMAT_VERSION};
 
@@ -80,9 +81,14 @@ impl std::fmt::Debug for RedbLogStore {
 }
 
 impl RedbLogStore {
-    /// Opens the store at `path`, creating it (with a new random epoch and relay id) if the
-    /// file does not exist.
+    /// Opens the store at `path`, creating it (readable by its owner only, with a new random
+    /// epoch and relay id) if the file does not exist.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        // A new file is private (mode 0600) before redb fills it; an old one others can
+        // read is only warned about.
+        file_mode::create_private(path).map_err(|e| StoreError::Database(e.into()))?;
+        file_mode::warn_if_readable(path, "database");
         let db = Database::builder()
             .set_cache_size(config.cache_bytes)
             .create(path)?;

@@ -2,11 +2,13 @@
 //! only by its owner.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use crate::file_mode;
 
 #[cfg(test)]
 mod tests;
@@ -83,13 +85,9 @@ impl Secret {
         };
         let mut bytes = vec![0; SECRET_BYTES];
         getrandom::fill(&mut bytes).map_err(|e| io(io::Error::other(e.to_string())))?;
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         // Created with its final mode, so the secret is never readable by others, even
         // for a moment; `create_new` makes two relays starting at once agree on one file.
-        let mut file = options.open(path).map_err(io)?;
+        let mut file = file_mode::private_new().open(path).map_err(io)?;
         let written = writeln!(file, "{}", hex::encode(&bytes)).and_then(|()| file.sync_all());
         if let Err(source) = written {
             let _ = fs::remove_file(path);
@@ -160,20 +158,12 @@ pub enum SecretError {
     },
 }
 
-#[cfg(unix)]
 fn check_private(path: &Path, metadata: &fs::Metadata) -> Result<(), SecretError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(SecretError::Exposed {
+    match file_mode::exposed_mode(metadata) {
+        Some(mode) => Err(SecretError::Exposed {
             path: path.to_owned(),
             mode,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path, _metadata: &fs::Metadata) -> Result<(), SecretError> {
-    Ok(())
 }

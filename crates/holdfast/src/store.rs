@@ -171,12 +171,16 @@ pub(crate) fn in_write<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Store {
-    /// Creates or opens the store at `path`. On first open a [`DeviceId`] is created. The
-    /// schema is checked against the one stored: an older stored schema is migrated (in one
-    /// transaction), a newer one opens the store read-only (see [`Store::read_only`]).
+    /// Creates or opens the store at `path`. On first open a [`DeviceId`] is created, and a
+    /// new file is readable and writable by its owner only (mode 0600 on Unix; an existing
+    /// file keeps its mode). The schema is checked against the one stored: an older stored
+    /// schema is migrated (in one transaction), a newer one opens the store read-only (see
+    /// [`Store::read_only`]).
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         config.schema.validate()?;
-        damage::contained(|| Store::open_db(Database::builder().create(path.as_ref())?, config))
+        let path = path.as_ref();
+        create_private(path)?;
+        damage::contained(|| Store::open_db(Database::builder().create(path)?, config))
     }
 
     /// Opens a store on any redb storage backend: an in-memory one, or one that injects I/O
@@ -370,6 +374,21 @@ impl Store {
             }
             Ok(out)
         })
+    }
+}
+
+/// Creates an empty file at `path`, if there is none, that only its owner may read and
+/// write: a store holds the user's data, and redb would create it with the umask's mode
+/// (0644 under the usual 022).
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(redb::Error::Io(e).into()),
     }
 }
 

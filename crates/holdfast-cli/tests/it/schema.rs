@@ -105,3 +105,39 @@ fn init_refuses_an_existing_file_and_a_missing_schema() {
         "{message}"
     );
 }
+
+#[test]
+fn init_creates_a_store_only_its_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schema.toml"), crate::util::SCHEMA).unwrap();
+    let umask_022 = |command: &str| {
+        let status = Command::new("sh")
+            .args(["-c", &format!("umask 022 && {command}")])
+            .arg(env!("CARGO_BIN_EXE_holdfast"))
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{command}");
+    };
+    let mode = |name: &str| {
+        let metadata = std::fs::metadata(dir.path().join(name)).unwrap();
+        metadata.permissions().mode() & 0o777
+    };
+    // Under this umask a file made the ordinary way is readable by everyone; a store is not.
+    umask_022("touch plain");
+    assert_eq!(mode("plain"), 0o644);
+    umask_022("exec \"$0\" init --schema schema.toml --db store.redb >/dev/null");
+    assert_eq!(mode("store.redb"), 0o600);
+
+    // An existing file keeps the mode its owner gave it.
+    std::fs::set_permissions(
+        dir.path().join("store.redb"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    umask_022("exec \"$0\" status --db store.redb >/dev/null");
+    assert_eq!(mode("store.redb"), 0o640);
+}

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::harness::{run, Relay};
+use crate::harness::{run, within, Relay, BIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_file_is_created_readable_by_its_owner_only() {
@@ -14,6 +14,72 @@ async fn the_secret_file_is_created_readable_by_its_owner_only() {
     assert_eq!(text.trim().len(), 64, "32 bytes of hex");
     assert!(text.trim().bytes().all(|b| b.is_ascii_hexdigit()));
     assert!(relay.dir.path().join("holdfast-relay.redb").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_database_is_private_under_umask_022() {
+    use std::process::Stdio;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::process::Command;
+
+    let dir = tempfile::tempdir().unwrap();
+    let umask_022 = |command: &str| {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("umask 022 && {command}"), BIN])
+            .current_dir(dir.path());
+        sh
+    };
+    // Under this umask a file made the ordinary way is readable by everyone...
+    let touched = umask_022("touch plain").status().await.unwrap();
+    assert!(touched.success());
+    let mode = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode("plain"), 0o644);
+
+    // ...and the relay's files are not.
+    let mut relay = umask_022("exec \"$0\" serve --listen 127.0.0.1:0 --http 127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let line = within("the readiness line", lines.next_line())
+        .await
+        .unwrap();
+    assert!(line.is_some_and(|l| l.starts_with("listening")));
+    assert_eq!(mode("holdfast-relay.redb"), 0o600);
+    assert_eq!(mode("holdfast-relay.secret"), 0o600);
+    relay.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_others_can_read_is_warned_about_at_start() {
+    let mut relay = Relay::start(&[]).await;
+    relay.terminate();
+    assert!(relay.exit().await.success());
+    assert!(!relay.log().contains("can be read by other users"));
+    let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
+    let data = dir.path().join("holdfast-relay.redb");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let relay = Relay::start_in(dir, &[]).await;
+    let log = relay.log();
+    assert!(
+        log.contains(
+            "the database holdfast-relay.redb can be read by other users (mode 0644): \
+             chmod 600 it"
+        ),
+        "{log}"
+    );
+    // A warning, not a refusal: the relay serves, and the file keeps its mode.
+    let token = relay.token(&["team:read"]).await;
+    relay.device(&token, &[&crate::space("team")]).await;
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
