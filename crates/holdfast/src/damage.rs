@@ -9,14 +9,18 @@
 //! panic/abort instead of returning Corrupted"); the damage tests replay it
 //! (`tests/it/damage.rs`). Until it is fixed, every call into redb that reads pages of the
 //! file runs under [`contained`]: opening, read transactions (`Inner::reading`), the
-//! outbox's write transactions (`Inner::writing`), the group commit's write transaction and
-//! the file-level `check`, `compact` and `stored_schema`.
+//! outbox's write transactions (`Inner::writing`), the group commit's write transaction,
+//! the file-level `check`, `compact` and `stored_schema`, and closing the file when a store
+//! is dropped ([`Engine`]: redb's close writes, and can panic too, cberner/redb#1303).
 //!
 //! A panic is caught only where it unwinds: a build with `panic = "abort"` still stops,
 //! and the panic hook (by default a line on standard error) still runs first.
 
 use std::any::Any;
+use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redb::Database;
 
 use crate::error::{Error, Result};
 
@@ -46,4 +50,36 @@ fn panic_text(payload: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("no message")
+}
+
+/// An open store file: the redb database, closed under [`contained`] when the store is
+/// dropped. A drop has no caller to hand an error to: damage met while closing is logged.
+pub(crate) struct Engine(Option<Database>);
+
+impl Engine {
+    pub(crate) fn new(db: Database) -> Engine {
+        Engine(Some(db))
+    }
+}
+
+impl Deref for Engine {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        self.0
+            .as_ref()
+            .expect("the database is open until the store is dropped")
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            // Contained, `Corrupt` is logged: nothing more can be done with it.
+            let _ = contained(|| {
+                drop(db);
+                Ok(())
+            });
+        }
+    }
 }

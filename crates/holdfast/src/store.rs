@@ -106,7 +106,7 @@ pub struct Store {
 }
 
 pub(crate) struct Inner {
-    pub db: Database,
+    pub db: damage::Engine,
     /// The schema in effect: the app's, or the newer one in the file when read-only.
     pub schema: Schema,
     pub device: DeviceId,
@@ -207,7 +207,7 @@ impl Store {
         drop(log);
         txn.commit()?;
         let inner = Arc::new(Inner {
-            db,
+            db: damage::Engine::new(db),
             schema,
             device,
             actor: doc::actor_for(device),
