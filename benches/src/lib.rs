@@ -4,7 +4,10 @@
 use std::path::Path;
 
 pub mod compare;
+pub mod relay_attack;
 pub mod relay_client;
+pub mod relay_probe;
+pub mod relay_sync;
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

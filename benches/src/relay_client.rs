@@ -1,7 +1,9 @@
 //! A WebSocket client of `holdfast-relay` for load tests: frames, `Hello`, small pushes,
-//! and the live fan-out measurement shared by `relay_load` and `compare`.
+//! the live fan-out measurement shared by `relay_load` and `compare`, and devices syncing
+//! at a steady pace (`relay_load`'s attack phase).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,7 @@ use holdfast_protocol::{
     decode, encode, DeviceId, EventId, Frame, Outcome, PushEntry, RecordId, SpaceCursor, SpaceId,
     Token,
 };
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,6 +22,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A client WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Most connections a load test keeps in their handshake at once from one address: under
+/// the relay's default cap per address (`--max-handshakes-per-ip`, 64), past which it
+/// closes new sockets at once.
+pub const HANDSHAKES_AT_ONCE: usize = 32;
 
 /// Live delivery from one pushing device to many subscribers.
 #[derive(Clone, Copy, Debug)]
@@ -133,13 +140,50 @@ pub fn small_entries(space: &SpaceId, n: usize, salt: u64) -> Vec<PushEntry> {
 
 /// Opens a WebSocket to `url` (`host:port`) with small buffers.
 pub async fn connect(url: &str) -> Result<Ws, anyhow::Error> {
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (ws, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{url}"), Some(config), false)
-            .await?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+        format!("ws://{url}"),
+        Some(small_buffers()),
+        false,
+    )
+    .await?;
     Ok(ws)
+}
+
+/// Opens a WebSocket to `to` from the local address `from` (any loopback address, on
+/// Linux), with small buffers.
+pub async fn connect_from(from: IpAddr, to: SocketAddr) -> Result<Ws, anyhow::Error> {
+    let tcp = connect_tcp(from, to, None).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{to}/"),
+        MaybeTlsStream::Plain(tcp),
+        Some(small_buffers()),
+    )
+    .await?;
+    Ok(ws)
+}
+
+/// A TCP connection to `to` from the local address `from`, with a receive buffer of
+/// `recv_buffer` bytes if given.
+pub async fn connect_tcp(
+    from: IpAddr,
+    to: SocketAddr,
+    recv_buffer: Option<u32>,
+) -> std::io::Result<TcpStream> {
+    let socket = match from {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(to).await
+}
+
+fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
 }
 
 /// Says `Hello` with `spaces` (never pulled) and waits for the `Welcome`'s push limit.
@@ -179,7 +223,7 @@ pub async fn open_idle(
     token: &str,
     n: usize,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, anyhow::Error> {
-    let gate = Arc::new(Semaphore::new(256));
+    let gate = Arc::new(Semaphore::new(HANDSHAKES_AT_ONCE));
     let mut opening = Vec::with_capacity(n);
     for _ in 0..n {
         let (url, token, gate) = (url.to_owned(), token.to_owned(), gate.clone());
