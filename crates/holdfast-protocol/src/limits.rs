@@ -112,6 +112,18 @@ pub const KEEPALIVE_INTERVAL_MS_DEFAULT: u64 = 30_000;
 /// milliseconds: a peer that answers pings is never idle.
 pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 90_000;
 
+/// Default for [`RelayConfig::pings_per_sec_max`]: pings (protocol `Ping` frames and
+/// WebSocket pings together) one connection may send in one second. A device pings only
+/// after a quiet keepalive interval, but a burst of a few hundred is still answered (with
+/// backpressure); a peer past this floods (one was measured at 1.4 million a second), and
+/// is closed.
+///
+/// [`RelayConfig::pings_per_sec_max`]: crate::session::RelayConfig::pings_per_sec_max
+pub const PINGS_PER_SEC_MAX_DEFAULT: u32 = 1_000;
+
+/// `retry_after_secs` sent to a peer closed for pinging too fast.
+pub const PING_FLOOD_RETRY_AFTER_SECS: u32 = 30;
+
 /// Default `retry_after_secs` a relay sends when it turns a connection away because it is
 /// shutting down or overloaded.
 pub const BUSY_RETRY_AFTER_SECS_DEFAULT: u32 = 5;

@@ -24,7 +24,8 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Parser, Subcommand};
 use holdfast_protocol::limits::{
     FRAME_BYTES_MAX, HANDSHAKE_TIMEOUT_MS_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT,
-    KEEPALIVE_INTERVAL_MS_DEFAULT, PUSH_BURST_DEFAULT, PUSH_RATE_PER_SEC_DEFAULT,
+    KEEPALIVE_INTERVAL_MS_DEFAULT, PINGS_PER_SEC_MAX_DEFAULT, PUSH_BURST_DEFAULT,
+    PUSH_RATE_PER_SEC_DEFAULT,
 };
 use holdfast_protocol::SpaceId;
 use thiserror::Error;
@@ -128,6 +129,10 @@ pub struct ServeArgs {
     /// Pushes one connection may send at once after a quiet spell.
     #[arg(long, env = "HOLDFAST_RELAY_PUSH_BURST", default_value_t = PUSH_BURST_DEFAULT)]
     pub push_burst: u32,
+    /// Pings (protocol and WebSocket) one connection may send in a second; more end the
+    /// connection (0: no limit).
+    #[arg(long, env = "HOLDFAST_RELAY_MAX_PINGS_PER_SEC", default_value_t = PINGS_PER_SEC_MAX_DEFAULT)]
+    pub max_pings_per_sec: u32,
     /// Frames waiting to be sent to one connection before it is dropped as too slow.
     #[arg(long, env = "HOLDFAST_RELAY_SEND_QUEUE_FRAMES", default_value_t = SEND_QUEUE_FRAMES_MAX_DEFAULT)]
     pub send_queue_frames: usize,
@@ -167,6 +172,7 @@ impl ServeArgs {
             frame_bytes_max: self.max_frame_bytes,
             push_rate_per_sec: self.push_rate,
             push_burst: self.push_burst,
+            pings_per_sec_max: self.max_pings_per_sec,
             send_queue_frames_max: self.send_queue_frames,
             send_queue_bytes_max: self.send_queue_bytes,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),

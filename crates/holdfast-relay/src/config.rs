@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use holdfast_protocol::limits::{
     FRAME_BYTES_MAX, HANDSHAKE_TIMEOUT_MS_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT,
-    KEEPALIVE_INTERVAL_MS_DEFAULT, PUSH_BURST_DEFAULT, PUSH_RATE_PER_SEC_DEFAULT,
+    KEEPALIVE_INTERVAL_MS_DEFAULT, PINGS_PER_SEC_MAX_DEFAULT, PUSH_BURST_DEFAULT,
+    PUSH_RATE_PER_SEC_DEFAULT,
 };
 use thiserror::Error;
 
@@ -142,6 +143,8 @@ pub struct ServerLimits {
     pub push_rate_per_sec: u32,
     /// `Push` frames one connection may send at once after a quiet spell.
     pub push_burst: u32,
+    /// Pings (protocol and WebSocket) one connection may send in a second; 0 for no limit.
+    pub pings_per_sec_max: u32,
     /// Frames waiting to be written to one connection; beyond, it is disconnected.
     pub send_queue_frames_max: usize,
     /// Bytes waiting to be written to one connection; beyond, it is disconnected.
@@ -166,6 +169,7 @@ impl Default for ServerLimits {
             frame_bytes_max: FRAME_BYTES_MAX as u32,
             push_rate_per_sec: PUSH_RATE_PER_SEC_DEFAULT,
             push_burst: PUSH_BURST_DEFAULT,
+            pings_per_sec_max: PINGS_PER_SEC_MAX_DEFAULT,
             send_queue_frames_max: SEND_QUEUE_FRAMES_MAX_DEFAULT,
             send_queue_bytes_max: SEND_QUEUE_BYTES_MAX_DEFAULT,
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),

@@ -3,14 +3,16 @@
 //! metric in the Prometheus (OpenMetrics) text format.
 //!
 //! The port is guarded like the device port, so that flooding it takes nothing from the
-//! devices: at most `http_connections_max` connections are served at once (one more is
-//! closed as soon as it is accepted), a request has `http_header_timeout` to send its
-//! headers (a slowloris request is closed), and a connection lives at most
-//! [`HTTP_CONNECTION_TIME_MAX`].
+//! devices: at most `http_connections_max` connections are served at once, at most
+//! [`HTTP_CONNECTIONS_PER_IP_MAX`] from one address (one more is closed as soon as it is
+//! accepted), a request has `http_header_timeout` to send its headers (a slowloris request
+//! is closed), and a connection lives at most [`HTTP_CONNECTION_TIME_MAX`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -31,6 +33,10 @@ use crate::store::LogStore;
 
 /// The space `/healthz` reads; it is never written, so the read is one empty range.
 pub const HEALTH_SPACE: &str = "holdfast.healthz";
+
+/// Most connections to the operations endpoints from one address at once, so one client
+/// cannot hold them all (a scraper needs one or two).
+pub const HTTP_CONNECTIONS_PER_IP_MAX: usize = 8;
 
 /// Longest time one connection to the operations endpoints is served.
 pub const HTTP_CONNECTION_TIME_MAX: Duration = Duration::from_secs(60);
@@ -57,6 +63,7 @@ pub(crate) async fn serve(
     let permits = Arc::new(Semaphore::new(limits.http_connections_max));
     let header_timeout = limits.http_header_timeout;
     let mut connections = JoinSet::new();
+    let per_ip = Arc::new(Mutex::new(HashMap::new()));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -75,9 +82,13 @@ pub(crate) async fn serve(
             tracing::debug!(%peer, "operations connection limit reached: closing a connection");
             continue;
         };
+        let Some(per_ip) = PerIp::take(&per_ip, peer.ip()) else {
+            tracing::debug!(%peer, "operations connections from one address: closing one");
+            continue;
+        };
         let service = TowerToHyperService::new(router.clone());
         connections.spawn(async move {
-            let _permit = permit;
+            let _held = (permit, per_ip);
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
@@ -91,6 +102,39 @@ pub(crate) async fn serve(
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// One connection's place among those of its address, given back when dropped.
+struct PerIp {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerIp {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<PerIp> {
+        let mut held = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = held.entry(ip).or_insert(0);
+        if *count >= HTTP_CONNECTIONS_PER_IP_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(PerIp {
+            ip,
+            counts: counts.clone(),
+        })
+    }
+}
+
+impl Drop for PerIp {
+    fn drop(&mut self) {
+        let mut held = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
 }
 
 async fn healthz(State(state): State<HttpState>) -> (StatusCode, &'static str) {

@@ -76,7 +76,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use holdfast_protocol::session::Authenticator;
 use thiserror::Error;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
@@ -92,6 +92,10 @@ use crate::secret::{Secret, SecretError};
 use crate::store::LogStore;
 use admission::{Admission, Handshake};
 use storage::Storage;
+
+/// Connections the kernel queues before the relay accepts them (std's default is 128; a
+/// burst of connects overflowed it, leaving sockets outside every timeout).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Pause after a failed `accept` (out of file descriptors), so the loop does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -333,9 +337,16 @@ async fn accept(
 }
 
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { what, addr, source })
+    let bind = || {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    bind().map_err(|source| ServerError::Bind { what, addr, source })
 }
 
 /// Removes expired event ids now and every [`PRUNE_INTERVAL`].

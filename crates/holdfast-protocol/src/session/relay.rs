@@ -16,9 +16,9 @@ use crate::frame::{
 use crate::ids::{DeviceId, EventId, RecordId, SpaceId};
 use crate::limits::{
     BUSY_RETRY_AFTER_SECS_DEFAULT, HANDSHAKE_TIMEOUT_MS_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT,
-    KEEPALIVE_INTERVAL_MS_DEFAULT, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN_SUPPORTED,
-    PULLS_IN_FLIGHT_MAX_DEFAULT, PULL_BYTES_MAX_DEFAULT, PUSH_BURST_DEFAULT,
-    PUSH_RATE_PER_SEC_DEFAULT,
+    KEEPALIVE_INTERVAL_MS_DEFAULT, PINGS_PER_SEC_MAX_DEFAULT, PING_FLOOD_RETRY_AFTER_SECS,
+    PROTOCOL_VERSION, PROTOCOL_VERSION_MIN_SUPPORTED, PULLS_IN_FLIGHT_MAX_DEFAULT,
+    PULL_BYTES_MAX_DEFAULT, PUSH_BURST_DEFAULT, PUSH_RATE_PER_SEC_DEFAULT,
 };
 
 #[cfg(test)]
@@ -72,6 +72,10 @@ pub struct RelayConfig {
     pub idle_timeout_ms: u64,
     /// `retry_after_secs` sent with `ServerBusy` on [`RelaySession::shut_down`].
     pub busy_retry_after_secs: u32,
+    /// Pings (protocol `Ping` frames, and WebSocket pings the driver reports through
+    /// [`RelaySession::websocket_ping`]) a connection may send in one second; past it the
+    /// session ends with `RateLimited`. 0 for no limit.
+    pub pings_per_sec_max: u32,
 }
 
 impl RelayConfig {
@@ -89,6 +93,7 @@ impl RelayConfig {
             keepalive_interval_ms: KEEPALIVE_INTERVAL_MS_DEFAULT,
             idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
             busy_retry_after_secs: BUSY_RETRY_AFTER_SECS_DEFAULT,
+            pings_per_sec_max: PINGS_PER_SEC_MAX_DEFAULT,
         }
     }
 }
@@ -208,6 +213,9 @@ pub struct RelaySession {
     liveness: Liveness,
     started_ms: u64,
     request_next: u64,
+    /// The second (of the session clock) pings were last counted in, and how many.
+    ping_second: u64,
+    pings: u32,
 }
 
 enum State {
@@ -248,6 +256,8 @@ impl RelaySession {
             liveness,
             started_ms: now_ms,
             request_next: 0,
+            ping_second: 0,
+            pings: 0,
         }
     }
 
@@ -285,7 +295,10 @@ impl RelaySession {
         }
         match (&self.state, frame) {
             (State::Closed, _) => Vec::new(),
-            (_, Frame::Ping { nonce }) => vec![RelayEffect::Send(Frame::Pong { nonce })],
+            (_, Frame::Ping { nonce }) => match self.count_ping(now_ms) {
+                Some(flood) => flood,
+                None => vec![RelayEffect::Send(Frame::Pong { nonce })],
+            },
             (_, Frame::Pong { .. }) => Vec::new(),
             (_, Frame::Error { code, .. }) => self.close(CloseReason::Received(code)),
             (
@@ -337,6 +350,37 @@ impl RelaySession {
                 self.fail(ErrorCode::Malformed, detail)
             }
         }
+    }
+
+    /// The driver's WebSocket layer answered a WebSocket ping (it does so by itself): it
+    /// counts against the same ping budget as `Ping` frames, and does not keep the
+    /// connection from going idle.
+    pub fn websocket_ping(&mut self, now_ms: u64) -> Vec<RelayEffect> {
+        if matches!(self.state, State::Closed) {
+            return Vec::new();
+        }
+        self.count_ping(now_ms).unwrap_or_default()
+    }
+
+    /// Counts a ping; past the budget of this second, the effects that end the session.
+    fn count_ping(&mut self, now_ms: u64) -> Option<Vec<RelayEffect>> {
+        let max = self.config.pings_per_sec_max;
+        if max == 0 {
+            return None;
+        }
+        let second = now_ms / 1000;
+        if second != self.ping_second {
+            self.ping_second = second;
+            self.pings = 0;
+        }
+        self.pings += 1;
+        if self.pings <= max {
+            return None;
+        }
+        let code = ErrorCode::RateLimited {
+            retry_after_secs: PING_FLOOD_RETRY_AFTER_SECS,
+        };
+        Some(self.fail(code, format!("more than {max} pings in a second")))
     }
 
     /// Handles storage's results for a [`RelayEffect::Store`]: one per entry, in order.

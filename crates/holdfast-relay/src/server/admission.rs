@@ -53,11 +53,14 @@ pub enum Refusal {
     Malformed,
     /// Every device permit was taken.
     Busy,
+    /// It pinged faster than the ping budget (its connection was closed, authenticated
+    /// or not).
+    PingFlood,
 }
 
 impl Refusal {
     /// Every reason, for the metric's zeroes.
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::Handshakes,
         Refusal::HandshakesPerIp,
         Refusal::HandshakeFailed,
@@ -67,6 +70,7 @@ impl Refusal {
         Refusal::UnsupportedVersion,
         Refusal::Malformed,
         Refusal::Busy,
+        Refusal::PingFlood,
     ];
 
     /// The metric label.
@@ -81,6 +85,7 @@ impl Refusal {
             Refusal::UnsupportedVersion => "unsupported_version",
             Refusal::Malformed => "malformed",
             Refusal::Busy => "busy",
+            Refusal::PingFlood => "ping_flood",
         }
     }
 }

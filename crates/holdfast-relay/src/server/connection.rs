@@ -251,7 +251,10 @@ impl Connection {
             }
             Some(Ok(Message::Text(_))) => self.drive(RelayDriver::received_text),
             Some(Ok(Message::Close(_))) | None => self.ended = true,
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Ping(_))) => {
+                self.drive(|driver, out| driver.websocket_ping(now_ms(), out));
+            }
+            Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
             Some(Err(WsError::Capacity(error))) => {
                 self.drive(|driver, out| driver.too_large(error.to_string(), out));
             }
@@ -337,7 +340,8 @@ impl Connection {
             out = self.admit(out);
         }
         if let Some(reason) = &out.close {
-            if self.device.is_none() {
+            let flood = matches!(reason, CloseReason::Sent(ErrorCode::RateLimited { .. }));
+            if self.device.is_none() || flood {
                 self.refused(reason, &out.frames);
             }
         }
@@ -390,9 +394,11 @@ impl Connection {
         busy
     }
 
-    /// Counts and logs a connection closed before its device was welcomed.
+    /// Counts and logs a connection closed before its device was welcomed, or for a ping
+    /// flood.
     fn refused(&self, reason: &CloseReason, frames: &[Frame]) {
         let refusal = match reason {
+            CloseReason::Sent(ErrorCode::RateLimited { .. }) => Refusal::PingFlood,
             CloseReason::Sent(ErrorCode::Unauthorized) => Refusal::Unauthorized,
             CloseReason::Sent(ErrorCode::Forbidden { .. }) => Refusal::Forbidden,
             CloseReason::Sent(ErrorCode::UnsupportedVersion { .. }) => Refusal::UnsupportedVersion,
@@ -411,9 +417,10 @@ impl Connection {
                 _ => None,
             })
             .unwrap_or("no hello in time");
+        let subject = self.driver.session().grants().map(|g| g.subject.clone());
         self.shared
             .admission
-            .refuse(self.peer, None, refusal, detail);
+            .refuse(self.peer, subject.as_deref(), refusal, detail);
     }
 
     /// Hands a piece of storage work to the blocking pool.
@@ -547,6 +554,7 @@ fn relay_config(shared: &Shared) -> RelayConfig {
     config.idle_timeout_ms = limits.idle_timeout.as_millis() as u64;
     config.keepalive_interval_ms = limits.keepalive_interval.as_millis() as u64;
     config.handshake_timeout_ms = limits.handshake_timeout.as_millis() as u64;
+    config.pings_per_sec_max = limits.pings_per_sec_max;
     config
 }
 

@@ -231,6 +231,16 @@ impl RelayDriver {
         self.effects(effects, out);
     }
 
+    /// The WebSocket layer answered a WebSocket ping from the device: counted with the
+    /// session's pings, so a ping flood ends the connection.
+    pub fn websocket_ping(&mut self, now_ms: u64, out: &mut Out) {
+        if self.ended {
+            return;
+        }
+        let effects = self.session.websocket_ping(now_ms);
+        self.effects(effects, out);
+    }
+
     /// A text message from the device: frames are binary messages.
     pub fn received_text(&mut self, out: &mut Out) {
         self.fail(

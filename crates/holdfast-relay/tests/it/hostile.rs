@@ -120,7 +120,8 @@ const MIB: u64 = 1 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_that_never_reads_costs_bounded_memory_and_no_token_buys_time() {
-    let relay = Relay::start(&["--handshake-timeout-secs", "3"]).await;
+    // The ping budget off: the write buffer's cap alone bounds the memory.
+    let relay = Relay::start(&["--handshake-timeout-secs", "3", "--max-pings-per-sec", "0"]).await;
     let before = relay.rss_bytes();
     let mut attacker = upgraded(2, relay.ws).await;
     let pings = ping_flood(&mut attacker, Duration::from_secs(2)).await;
@@ -143,7 +144,15 @@ async fn a_ping_flood_that_never_reads_costs_bounded_memory_and_no_token_buys_ti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authenticated_client_that_pings_and_never_reads_is_closed_and_bounded() {
-    let relay = Relay::start(&["--idle-timeout-secs", "4", "--keepalive-secs", "1"]).await;
+    let relay = Relay::start(&[
+        "--idle-timeout-secs",
+        "4",
+        "--keepalive-secs",
+        "1",
+        "--max-pings-per-sec",
+        "0",
+    ])
+    .await;
     let team = space("team");
     let token = relay.token(&["team:write"]).await;
     let before = relay.rss_bytes();
@@ -475,12 +484,19 @@ async fn half_open_and_silent_sockets_are_closed_by_the_handshake_timeout() {
     for tcp in [&mut partial, &mut silent, &mut half] {
         assert!(closed_by_relay(tcp, Duration::from_secs(6)).await);
     }
-    assert_eq!(
+    let (_, metrics) = relay.get("/metrics").await;
+    let refused: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("holdfast_relay_connections_refused_total{"))
+        .collect();
+    eprintln!("{refused:#?}");
+    eventually("three handshake timeouts counted", async || {
         relay
             .metric("holdfast_relay_connections_refused_total{reason=\"handshake_timeout\"}")
-            .await,
-        3.0
-    );
+            .await
+            == 3.0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -666,4 +682,79 @@ async fn a_device_that_stops_reading_is_dropped_after_the_write_timeout_not_befo
     })
     .await;
     assert!(!dropped(&relay).await, "dropped before its write timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_past_the_ping_budget_is_closed_with_or_without_a_token() {
+    let relay = Relay::start(&["--max-pings-per-sec", "10"]).await;
+    let team = space("team");
+    let token = relay.token(&["team:write"]).await;
+    // Just at the budget, in one write of WebSocket and protocol pings: all answered, the
+    // connection stays. (A new second may start within the write; it only gives room.)
+    let (mut device, _) = relay.device(&token, &[&team]).await;
+    let at_budget: Vec<Message> = (0..5)
+        .flat_map(|nonce| {
+            [
+                Message::Ping(vec![1].into()),
+                Message::Binary(encode(&Frame::Ping { nonce }).unwrap().into()),
+            ]
+        })
+        .collect();
+    device.send_burst(at_budget).await;
+    for nonce in 0..5 {
+        match device.recv().await {
+            Incoming::Frame(Frame::Pong { nonce: got }) => assert_eq!(got, nonce),
+            other => panic!("pong {nonce}: {other:?}"),
+        }
+    }
+    // Past it, within one second: closed as rate limited.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let flood: Vec<Message> = (0..30).map(|_| Message::Ping(vec![2].into())).collect();
+    device.send_burst(flood).await;
+    let (frames, code) = device.frames_until_close().await;
+    assert!(
+        frames.iter().any(|f| matches!(
+            f,
+            Frame::Error {
+                code: ErrorCode::RateLimited { .. },
+                ..
+            }
+        )),
+        "{frames:?}"
+    );
+    assert_eq!(code, Some(1013));
+    // Before any token, the same.
+    let mut stranger = upgraded(2, relay.ws).await;
+    let pings: Vec<u8> = (0..50).flat_map(|_| frame(0x9, b"p")).collect();
+    stranger.write_all(&pings).await.unwrap();
+    assert!(closed_by_relay(&mut stranger, Duration::from_secs(5)).await);
+    eventually("both floods counted", async || {
+        relay
+            .metric("holdfast_relay_connections_refused_total{reason=\"ping_flood\"}")
+            .await
+            == 2.0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_operations_connection() {
+    let per_ip = holdfast_relay::http::HTTP_CONNECTIONS_PER_IP_MAX;
+    let relay = Relay::start(&["--http-header-timeout-secs", "30"]).await;
+    let mut slow = Vec::new();
+    for _ in 0..per_ip {
+        let mut tcp = tcp_from(2, relay.http).await;
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: r")
+            .await
+            .unwrap();
+        slow.push(tcp);
+    }
+    for tcp in &mut slow {
+        assert!(!closed_by_relay(tcp, Duration::from_millis(20)).await);
+    }
+    let mut over = tcp_from(2, relay.http).await;
+    assert!(closed_by_relay(&mut over, Duration::from_secs(2)).await);
+    // Another address (the scraper) is still answered.
+    let (status, _) = relay.get("/healthz").await;
+    assert_eq!(status, 200);
 }

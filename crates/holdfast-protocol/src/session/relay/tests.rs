@@ -872,6 +872,28 @@ fn pings_from_the_device_do_not_keep_a_connection_that_never_answers() {
 }
 
 #[test]
+fn pings_past_the_budget_of_a_second_end_the_session() {
+    let mut config = relay_config();
+    config.pings_per_sec_max = 3;
+    let mut session = authenticated(config);
+    // Two frames and one WebSocket ping: the budget, just at it.
+    feed(&mut session, &Frame::Ping { nonce: 1 }, 5_000);
+    assert!(session.websocket_ping(5_100).is_empty());
+    feed(&mut session, &Frame::Ping { nonce: 2 }, 5_999);
+    // A new second has a new budget.
+    feed(&mut session, &Frame::Ping { nonce: 3 }, 6_000);
+    feed(&mut session, &Frame::Ping { nonce: 4 }, 6_001);
+    assert!(session.websocket_ping(6_002).is_empty());
+    assert!(!session.is_closed());
+    // One past it.
+    let effects = session.websocket_ping(6_003);
+    let code = ErrorCode::RateLimited {
+        retry_after_secs: crate::limits::PING_FLOOD_RETRY_AFTER_SECS,
+    };
+    check_fails(&session, &effects, code);
+}
+
+#[test]
 fn requests_are_progress_and_keep_the_connection() {
     let mut session = authenticated(relay_config());
     let t = IDLE_TIMEOUT_MS_DEFAULT - 1;
