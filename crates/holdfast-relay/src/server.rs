@@ -20,7 +20,9 @@
 //! | `work`: `Repair` | `LogStore::sync_record` on the blocking pool (what it stores is published), then `done`; at most `REPAIRS_IN_FLIGHT_MAX` per connection |
 //!
 //! A message is read only while `RelayDriver::wants_read()` holds, so a connection's
-//! stores, pulls and repairs in flight are bounded. Text messages end the connection as
+//! stores, pulls and repairs in flight are bounded. A message over 64 KiB is decoded on
+//! the blocking pool (nothing more is read meanwhile), so a large push never holds up the
+//! other connections of a reactor thread. Text messages end the connection as
 //! `Malformed`; a message above the frame limit is refused by the WebSocket layer from its
 //! header, before it is buffered, and answered `FrameTooLarge` (1009). Every session ticks
 //! once a second (keepalive, idle timeout, token expiry).

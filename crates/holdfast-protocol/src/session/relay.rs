@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::auth::{Authenticator, Grants};
 use super::{error_frame, CloseReason, Liveness, Pulse, RequestId};
 use crate::codec::decode;
+use crate::error::DecodeError;
 use crate::frame::{
     AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, Limits, Outcome, PushEntry,
     RecordState, RejectCode, Token,
@@ -276,8 +277,21 @@ impl RelaySession {
                 detail,
             );
         }
-        match decode(bytes) {
+        self.handle_decoded(decode(bytes), now_ms)
+    }
+
+    /// Handles what [`decode`] made of a message the driver checked against the frame
+    /// limit and decoded itself (off its reactor, for a large one): a frame, as
+    /// [`handle_frame`](Self::handle_frame), or the decoding's error, which ends the
+    /// session as [`handle_bytes`](Self::handle_bytes) would.
+    pub fn handle_decoded(
+        &mut self,
+        decoded: Result<Frame, DecodeError>,
+        now_ms: u64,
+    ) -> Vec<RelayEffect> {
+        match decoded {
             Ok(frame) => self.handle_frame(frame, now_ms),
+            Err(_) if matches!(self.state, State::Closed) => Vec::new(),
             Err(error) => self.fail(error.code(), error.to_string()),
         }
     }

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use holdfast_protocol::session::{CloseReason, RelayConfig};
-use holdfast_protocol::{encode_with_stats, ErrorCode, Frame, SpaceId};
+use holdfast_protocol::{encode_with_stats, DecodeError, ErrorCode, Frame, SpaceId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
@@ -37,6 +37,10 @@ use super::Shared;
 use crate::config::{CLOSE_GRACE, SOCKET_BUFFER_BYTES, TICK_INTERVAL};
 use crate::fanout::{live_inbox, Author, Encoded, LiveBatch, LiveInbox, Subscription};
 use crate::metrics::Metrics;
+
+/// Messages larger than this are decoded on the blocking pool, so decompressing and
+/// decoding a large push never holds up a reactor thread's other connections.
+const DECODE_INLINE_BYTES_MAX: usize = 64 << 10;
 
 /// WebSocket close code for a peer dropped as a slow consumer: try again later.
 const SLOW_CONSUMER_CLOSE_CODE: u16 = 1013;
@@ -105,6 +109,8 @@ enum Event {
     Live(Option<Arc<LiveBatch>>),
     Tick,
     Shutdown,
+    /// A large message, decoded on the blocking pool.
+    Decoded(Result<Result<Frame, DecodeError>, JoinError>),
     /// The send queue drained below congestion.
     Drained,
     WriterEnded(Result<WriterEnd, JoinError>),
@@ -117,6 +123,8 @@ struct Connection {
     shared: Arc<Shared>,
     queue: SendQueue,
     jobs: JoinSet<Done>,
+    /// A large message being decoded; nothing more is read until it is handled.
+    decoding: Option<JoinHandle<Result<Frame, DecodeError>>>,
     inbox: Option<LiveInbox>,
     subscription: Option<Subscription>,
     span: Span,
@@ -160,6 +168,7 @@ where
         shared,
         queue,
         jobs: JoinSet::new(),
+        decoding: None,
         inbox: None,
         subscription: None,
         span: Span::current(),
@@ -207,12 +216,13 @@ impl Connection {
             self.drive(RelayDriver::shut_down);
         }
         while !self.ended {
-            let wants = self.driver.wants_read();
+            let wants = self.driver.wants_read() && self.decoding.is_none();
             let congested = wants && self.queue.is_congested();
             let reading = wants && !congested;
             let event = tokio::select! {
                 message = stream.next(), if reading => Event::Message(message),
                 () = self.queue.drained(), if congested => Event::Drained,
+                decoded = decoded(&mut self.decoding) => Event::Decoded(decoded),
                 done = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     Event::Done(done.expect("the join set is not empty"))
                 }
@@ -232,6 +242,18 @@ impl Connection {
                     self.drive(RelayDriver::shut_down);
                 }
                 Event::Drained => {}
+                Event::Decoded(decoded) => {
+                    self.decoding = None;
+                    match decoded {
+                        Ok(decoded) => self.drive(|driver, out| {
+                            driver.received_decoded(decoded, now_ms(), out);
+                        }),
+                        Err(error) => {
+                            tracing::error!("decoding task failed: {error}");
+                            self.drive(RelayDriver::decoding_failed);
+                        }
+                    }
+                }
                 Event::WriterEnded(end) => {
                     if matches!(end, Ok(WriterEnd::Stalled)) {
                         self.count_slow_consumer("the device does not read what is written");
@@ -247,7 +269,12 @@ impl Connection {
         match message {
             Some(Ok(Message::Binary(bytes))) => {
                 self.shared.storage.metrics.received(&bytes);
-                self.drive(|driver, out| driver.received(&bytes, now_ms(), out));
+                if bytes.len() > DECODE_INLINE_BYTES_MAX {
+                    let decode = move || holdfast_protocol::decode(&bytes);
+                    self.decoding = Some(tokio::task::spawn_blocking(decode));
+                } else {
+                    self.drive(|driver, out| driver.received(&bytes, now_ms(), out));
+                }
             }
             Some(Ok(Message::Text(_))) => self.drive(RelayDriver::received_text),
             Some(Ok(Message::Close(_))) | None => self.ended = true,
@@ -526,6 +553,16 @@ impl Connection {
             tracing::info!("authenticated");
             self.named = true;
         }
+    }
+}
+
+/// The decoded large message; never ready without one being decoded.
+async fn decoded(
+    decoding: &mut Option<JoinHandle<Result<Frame, DecodeError>>>,
+) -> Result<Result<Frame, DecodeError>, JoinError> {
+    match decoding {
+        Some(decoding) => decoding.await,
+        None => std::future::pending().await,
     }
 }
 

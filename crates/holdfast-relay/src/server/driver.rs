@@ -36,7 +36,8 @@ use holdfast_protocol::session::{
     RequestId,
 };
 use holdfast_protocol::{
-    AckResult, BootstrapFrom, ChangeEntry, Cursor, ErrorCode, Frame, PushEntry, RecordId, SpaceId,
+    AckResult, BootstrapFrom, ChangeEntry, Cursor, DecodeError, ErrorCode, Frame, PushEntry,
+    RecordId, SpaceId,
 };
 
 use crate::error::StoreError;
@@ -231,6 +232,21 @@ impl RelayDriver {
         self.effects(effects, out);
     }
 
+    /// A binary message the caller decoded itself (off its reactor, for a large one); it
+    /// was no larger than the frame limit.
+    pub fn received_decoded(
+        &mut self,
+        decoded: Result<Frame, DecodeError>,
+        now_ms: u64,
+        out: &mut Out,
+    ) {
+        if self.ended {
+            return;
+        }
+        let effects = self.session.handle_decoded(decoded, now_ms);
+        self.effects(effects, out);
+    }
+
     /// The WebSocket layer answered a WebSocket ping from the device: counted with the
     /// session's pings, so a ping flood ends the connection.
     pub fn websocket_ping(&mut self, now_ms: u64, out: &mut Out) {
@@ -354,6 +370,12 @@ impl RelayDriver {
     pub fn work_failed(&mut self, out: &mut Out) {
         self.work_out = self.work_out.saturating_sub(1);
         self.fail(ErrorCode::Internal, "storage task failed", out);
+    }
+
+    /// The caller's decoding of a large message ended without a result (its thread
+    /// panicked): the connection ends with `Internal`.
+    pub fn decoding_failed(&mut self, out: &mut Out) {
+        self.fail(ErrorCode::Internal, "decoding task failed", out);
     }
 
     /// The caller could not encode `frame` (one this driver handed out): the connection
