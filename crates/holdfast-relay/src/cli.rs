@@ -34,9 +34,9 @@ use crate::auth::{mint_token, MintError, RoleClaim, TokenRequest};
 use crate::config::{
     ServerConfig, ServerLimits, TlsFiles, CONNECTIONS_MAX_DEFAULT, DATA_DEFAULT,
     HANDSHAKES_MAX_DEFAULT, HANDSHAKES_PER_IP_MAX_DEFAULT, HTTP_CONNECTIONS_MAX_DEFAULT,
-    HTTP_DEFAULT, HTTP_HEADER_TIMEOUT_DEFAULT, LISTEN_DEFAULT, SECRET_FILE_DEFAULT,
-    SEND_QUEUE_BYTES_MAX_DEFAULT, SEND_QUEUE_FRAMES_MAX_DEFAULT, SHUTDOWN_GRACE_DEFAULT,
-    WRITE_TIMEOUT_DEFAULT,
+    HTTP_DEFAULT, HTTP_HEADER_TIMEOUT_DEFAULT, LISTEN_DEFAULT, READ_BYTES_PER_SEC_DEFAULT,
+    SECRET_FILE_DEFAULT, SEND_QUEUE_BYTES_MAX_DEFAULT, SEND_QUEUE_FRAMES_MAX_DEFAULT,
+    SHUTDOWN_GRACE_DEFAULT, WRITE_TIMEOUT_DEFAULT,
 };
 use crate::secret::{Secret, SecretError};
 use crate::{RedbLogStore, StoreConfig, StoreError};
@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// connection (0: no limit).
     #[arg(long, env = "HOLDFAST_RELAY_MAX_PINGS_PER_SEC", default_value_t = PINGS_PER_SEC_MAX_DEFAULT)]
     pub max_pings_per_sec: u32,
+    /// Bytes per second one connection may send on average (one frame at once); past it
+    /// the relay pauses reading it (0: no limit).
+    #[arg(long, env = "HOLDFAST_RELAY_MAX_READ_BYTES_PER_SEC", default_value_t = READ_BYTES_PER_SEC_DEFAULT)]
+    pub max_read_bytes_per_sec: u64,
     /// Frames waiting to be sent to one connection before it is dropped as too slow.
     #[arg(long, env = "HOLDFAST_RELAY_SEND_QUEUE_FRAMES", default_value_t = SEND_QUEUE_FRAMES_MAX_DEFAULT)]
     pub send_queue_frames: usize,
@@ -173,6 +177,7 @@ impl ServeArgs {
             push_rate_per_sec: self.push_rate,
             push_burst: self.push_burst,
             pings_per_sec_max: self.max_pings_per_sec,
+            read_bytes_per_sec: self.max_read_bytes_per_sec,
             send_queue_frames_max: self.send_queue_frames,
             send_queue_bytes_max: self.send_queue_bytes,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),

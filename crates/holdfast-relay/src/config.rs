@@ -44,6 +44,11 @@ pub const HTTP_CONNECTIONS_MAX_DEFAULT: usize = 64;
 /// Default time an operations request has to send its headers.
 pub const HTTP_HEADER_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 
+/// Default bytes one connection may send the relay per second, on average (and one frame
+/// at once): past it the relay pauses reading it. A phone uploading a photo-sized record
+/// is far below; a client pushing refused 15 MiB frames in a loop is held to it.
+pub const READ_BYTES_PER_SEC_DEFAULT: u64 = 4 << 20;
+
 /// Default most frames waiting to be written to one connection.
 pub const SEND_QUEUE_FRAMES_MAX_DEFAULT: usize = 256;
 
@@ -145,6 +150,8 @@ pub struct ServerLimits {
     pub push_burst: u32,
     /// Pings (protocol and WebSocket) one connection may send in a second; 0 for no limit.
     pub pings_per_sec_max: u32,
+    /// Bytes one connection may send per second on average; 0 for no limit.
+    pub read_bytes_per_sec: u64,
     /// Frames waiting to be written to one connection; beyond, it is disconnected.
     pub send_queue_frames_max: usize,
     /// Bytes waiting to be written to one connection; beyond, it is disconnected.
@@ -170,6 +177,7 @@ impl Default for ServerLimits {
             push_rate_per_sec: PUSH_RATE_PER_SEC_DEFAULT,
             push_burst: PUSH_BURST_DEFAULT,
             pings_per_sec_max: PINGS_PER_SEC_MAX_DEFAULT,
+            read_bytes_per_sec: READ_BYTES_PER_SEC_DEFAULT,
             send_queue_frames_max: SEND_QUEUE_FRAMES_MAX_DEFAULT,
             send_queue_bytes_max: SEND_QUEUE_BYTES_MAX_DEFAULT,
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),

@@ -123,6 +123,8 @@ struct Connection {
     shared: Arc<Shared>,
     queue: SendQueue,
     jobs: JoinSet<Done>,
+    /// Bytes this connection may still read now: past it, reading pauses.
+    read_budget: ReadBudget,
     /// A large message being decoded; nothing more is read until it is handled.
     decoding: Option<JoinHandle<Result<Frame, DecodeError>>>,
     inbox: Option<LiveInbox>,
@@ -162,6 +164,7 @@ where
         now_ms(),
     );
     let mut shutdown = shared.shutdown.clone();
+    let read_budget = ReadBudget::new(limits.read_bytes_per_sec, limits.frame_bytes_max as u64);
     let mut connection = Connection {
         driver,
         author: Author::new(),
@@ -169,6 +172,7 @@ where
         queue,
         jobs: JoinSet::new(),
         decoding: None,
+        read_budget,
         inbox: None,
         subscription: None,
         span: Span::current(),
@@ -217,12 +221,14 @@ impl Connection {
         }
         while !self.ended {
             let wants = self.driver.wants_read() && self.decoding.is_none();
+            let resume_at = self.read_budget.resume_at();
             let congested = wants && self.queue.is_congested();
-            let reading = wants && !congested;
+            let reading = wants && !congested && resume_at.is_none();
             let event = tokio::select! {
                 message = stream.next(), if reading => Event::Message(message),
                 () = self.queue.drained(), if congested => Event::Drained,
                 decoded = decoded(&mut self.decoding) => Event::Decoded(decoded),
+                () = sleep_until(resume_at), if wants && resume_at.is_some() => Event::Drained,
                 done = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     Event::Done(done.expect("the join set is not empty"))
                 }
@@ -269,6 +275,7 @@ impl Connection {
         match message {
             Some(Ok(Message::Binary(bytes))) => {
                 self.shared.storage.metrics.received(&bytes);
+                self.read_budget.spend(bytes.len());
                 if bytes.len() > DECODE_INLINE_BYTES_MAX {
                     let decode = move || holdfast_protocol::decode(&bytes);
                     self.decoding = Some(tokio::task::spawn_blocking(decode));
@@ -553,6 +560,68 @@ impl Connection {
             tracing::info!("authenticated");
             self.named = true;
         }
+    }
+}
+
+/// A token bucket of bytes read: a connection may read `per_sec` bytes a second on average
+/// and one frame's worth at once, so what a peer sends costs the relay at most that much
+/// work (TCP makes the sender wait, not the relay).
+struct ReadBudget {
+    per_sec: u64,
+    capacity: i64,
+    /// Below zero after a message larger than what was left: a debt paid by waiting.
+    level: i64,
+    refilled: tokio::time::Instant,
+}
+
+impl ReadBudget {
+    /// `per_sec` 0: no limit.
+    fn new(per_sec: u64, capacity: u64) -> Self {
+        let capacity = i64::try_from(capacity).unwrap_or(i64::MAX);
+        Self {
+            per_sec,
+            capacity,
+            level: capacity,
+            refilled: tokio::time::Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(self.refilled);
+        let earned = (elapsed.as_secs_f64() * self.per_sec as f64) as i64;
+        if earned > 0 {
+            self.level = self.level.saturating_add(earned).min(self.capacity);
+            self.refilled = now;
+        }
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        if self.per_sec > 0 {
+            self.refill();
+            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            self.level = self.level.saturating_sub(bytes);
+        }
+    }
+
+    /// When reading may go on, if the budget is spent: once the debt is paid.
+    fn resume_at(&mut self) -> Option<tokio::time::Instant> {
+        if self.per_sec == 0 {
+            return None;
+        }
+        self.refill();
+        if self.level > 0 {
+            return None;
+        }
+        let wait = (1 - self.level) as f64 / self.per_sec as f64;
+        Some(self.refilled + std::time::Duration::from_secs_f64(wait))
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -758,3 +758,45 @@ async fn one_address_cannot_hold_every_operations_connection() {
     let (status, _) = relay.get("/healthz").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_connection_sends_is_read_no_faster_than_its_byte_budget() {
+    // 1 MiB a second, 2 MiB at once (the frame limit): of six refused 1 MiB pushes, the
+    // last three wait a second each for the budget.
+    let relay = Relay::start(&[
+        "--max-read-bytes-per-sec",
+        "1048576",
+        "--max-frame-bytes",
+        "2097152",
+    ])
+    .await;
+    let team = space("team");
+    let reader = relay.token(&["team:read"]).await;
+    let (mut device, _) = relay.device(&reader, &[&team]).await;
+    let mut rng = crate::Rng(crate::seed());
+    let pushes: Vec<Message> = (0..6)
+        .map(|_| {
+            let blob: Vec<u8> = (0..(1 << 20) / 8)
+                .flat_map(|_| rng.next().to_le_bytes())
+                .collect();
+            let push = Frame::Push {
+                entries: vec![entry(&team, RecordId::new_v7(), vec![blob])],
+            };
+            Message::Binary(encode(&push).unwrap().into())
+        })
+        .collect();
+    let started = Instant::now();
+    device.send_burst(pushes).await;
+    for n in 0..6 {
+        match device.recv().await {
+            Incoming::Frame(Frame::Ack { .. }) => {}
+            other => panic!("ack {n}: {other:?}"),
+        }
+    }
+    let took = started.elapsed();
+    eprintln!("six 1 MiB pushes read in {took:?} at 1 MiB/s");
+    assert!(took >= Duration::from_millis(2_900), "{took:?}");
+    // The connection is slowed, not dropped.
+    device.send(&Frame::Ping { nonce: 9 }).await;
+    assert_eq!(device.frame().await, Frame::Pong { nonce: 9 });
+}
