@@ -6,7 +6,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
-use crate::damage;
+use crate::damage::{self, Guarded};
 use crate::error::Result;
 use crate::tables;
 use crate::Store;
@@ -44,12 +44,13 @@ impl Store {
     }
 }
 
-fn check_db(mut db: Database) -> Result<CheckReport> {
+fn check_db(db: Database) -> Result<CheckReport> {
+    let mut db = Guarded::new(db);
     let mut report = CheckReport {
         file_ok: db.check_integrity()?,
         ..Default::default()
     };
-    let txn = db.begin_read()?;
+    let txn = Guarded::new(db.begin_read()?);
     let actor = automerge::ActorId::random();
     let records = txn.open_table(tables::RECORDS)?;
     for id in crate::store::record_ids(&records)? {

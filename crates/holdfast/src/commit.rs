@@ -21,6 +21,7 @@ use automerge::{Automerge, ChangeHash};
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::cache::Entry;
+use crate::damage::Guarded;
 use crate::doc::{View, STATE_FIELD};
 use crate::error::{Error, Result};
 use crate::schema::FieldKind;
@@ -408,7 +409,7 @@ impl Inner {
 
     fn write_group(&self, group: &[Staged]) -> Result<()> {
         use tables::{LOG_JOURNAL, LOG_OUTBOX, SLOT_META, SLOT_SNAPSHOT};
-        let txn = self.db.begin_write()?;
+        let txn = Guarded::new(self.db.begin_write()?);
         let mut detected = 0u64;
         let mut resolved = 0u64;
         {
@@ -478,7 +479,7 @@ impl Inner {
         if detected + resolved > 0 {
             crate::conflict::count(&txn, detected, resolved)?;
         }
-        txn.commit()?;
+        txn.into_inner().commit()?;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use automerge::ActorId;
 use redb::{Database, ReadableTable};
 
-use crate::damage;
+use crate::damage::{self, Guarded};
 use crate::error::{Error, Result};
 use crate::store::{load_entry_in_write, record_ids};
 use crate::tables;
@@ -31,8 +31,8 @@ impl Store {
             return Err(Error::NotAStore(path.display().to_string()));
         }
         damage::contained(|| {
-            let mut db = Database::open(path)?;
-            let txn = db.begin_write()?;
+            let mut db = Guarded::new(Database::open(path)?);
+            let txn = Guarded::new(db.begin_write()?);
             check_format(&txn)?;
             // Documents are only loaded and saved, never changed: the actor is never used.
             let actor = ActorId::random();
@@ -61,7 +61,7 @@ impl Store {
                 records.insert((key, tables::SLOT_META), row.as_slice())?;
                 rewritten += 1;
             }
-            txn.commit()?;
+            txn.into_inner().commit()?;
             db.compact().map_err(redb::Error::from)?;
             Ok(rewritten)
         })

@@ -11,16 +11,16 @@
 //! file runs under [`contained`]: opening, read transactions (`Inner::reading`), the
 //! outbox's write transactions (`Inner::writing`), the group commit's write transaction,
 //! the file-level `check`, `compact` and `stored_schema`, and closing the file when a store
-//! is dropped ([`Engine`]: redb's close writes, and can panic too, cberner/redb#1303).
+//! is dropped: redb's close writes, and can panic too (cberner/redb#1303). The database and
+//! the transactions are held in [`Guarded`], so that none is dropped, and none of their
+//! destructors panics, while such a panic unwinds.
 //!
 //! A panic is caught only where it unwinds: a build with `panic = "abort"` still stops,
 //! and the panic hook (by default a line on standard error) still runs first.
 
 use std::any::Any;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use redb::Database;
 
 use crate::error::{Error, Result};
 
@@ -52,34 +52,50 @@ fn panic_text(payload: &(dyn Any + Send)) -> &str {
         .unwrap_or("no message")
 }
 
-/// An open store file: the redb database, closed under [`contained`] when the store is
-/// dropped. A drop has no caller to hand an error to: damage met while closing is logged.
-pub(crate) struct Engine(Option<Database>);
+/// A redb value (the database, a transaction) dropped under [`contained`], or leaked if it
+/// is dropped while a panic unwinds. redb's destructors write and take locks: a panic in one
+/// during unwinding would abort the process (seen: `Database`'s close meeting a lock the
+/// first panic poisoned). A leaked database keeps its file locked until the process ends.
+pub(crate) struct Guarded<T>(Option<T>);
 
-impl Engine {
-    pub(crate) fn new(db: Database) -> Engine {
-        Engine(Some(db))
+impl<T> Guarded<T> {
+    pub(crate) fn new(value: T) -> Guarded<T> {
+        Guarded(Some(value))
+    }
+
+    /// The value, to consume (a transaction's commit); it is then no longer guarded.
+    pub(crate) fn into_inner(mut self) -> T {
+        self.0.take().expect("guarded until taken")
     }
 }
 
-impl Deref for Engine {
-    type Target = Database;
+impl<T> Deref for Guarded<T> {
+    type Target = T;
 
-    fn deref(&self) -> &Database {
-        self.0
-            .as_ref()
-            .expect("the database is open until the store is dropped")
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("guarded until taken")
     }
 }
 
-impl Drop for Engine {
+impl<T> DerefMut for Guarded<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("guarded until taken")
+    }
+}
+
+impl<T> Drop for Guarded<T> {
     fn drop(&mut self) {
-        if let Some(db) = self.0.take() {
-            // Contained, `Corrupt` is logged: nothing more can be done with it.
-            let _ = contained(|| {
-                drop(db);
-                Ok(())
-            });
+        let Some(value) = self.0.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            std::mem::forget(value);
+            return;
         }
+        // A drop has no caller to hand an error to: `contained` has logged it.
+        let _ = contained(|| {
+            drop(value);
+            Ok(())
+        });
     }
 }

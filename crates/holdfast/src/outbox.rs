@@ -200,9 +200,8 @@ impl Outbox<'_> {
     /// `Sending`. Permanently failed entries are skipped.
     pub fn take_batch(&self, entries_max: usize, bytes_max: u64) -> Result<Vec<PendingPush>> {
         self.store.inner.writable()?;
-        let batch = self.store.inner.writing(|mut txn| {
-            // Sending is not kept across a crash anyway (open re-queues it).
-            txn.set_durability(Durability::None)?;
+        // Sending is not kept across a crash anyway (open re-queues it).
+        let batch = self.store.inner.writing(Durability::None, |txn| {
             let mut batch = Vec::new();
             {
                 let mut log = txn.open_table(tables::LOG)?;
@@ -234,7 +233,6 @@ impl Outbox<'_> {
                     });
                 }
             }
-            txn.commit()?;
             Ok(batch)
         })?;
         let mut index = self.index();
@@ -247,7 +245,7 @@ impl Outbox<'_> {
     /// The relay stored these entries durably (`(seq, relay_seq)` pairs): they leave the
     /// outbox and their records become `Synced` once nothing else is pending for them.
     pub fn mark_acked(&self, acked: &[(u64, u64)]) -> Result<()> {
-        self.store.inner.writing(|txn| {
+        self.store.inner.writing(Durability::Immediate, |txn| {
             {
                 let mut log = txn.open_table(tables::LOG)?;
                 for (seq, _relay_seq) in acked {
@@ -257,7 +255,6 @@ impl Outbox<'_> {
                 let now = self.store.inner.now();
                 meta.insert(tables::META_LAST_SYNCED, now.to_le_bytes().as_slice())?;
             }
-            txn.commit()?;
             Ok(())
         })?;
         let mut index = self.index();
@@ -271,7 +268,7 @@ impl Outbox<'_> {
     /// user, a retryable one goes out with the next batch.
     pub fn mark_failed(&self, seq: u64, reason: &str, permanent: bool) -> Result<()> {
         self.store.inner.writable()?;
-        self.store.inner.writing(|txn| {
+        self.store.inner.writing(Durability::Immediate, |txn| {
             {
                 let mut log = txn.open_table(tables::LOG)?;
                 let found = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec());
@@ -287,7 +284,7 @@ impl Outbox<'_> {
                     )?;
                 }
             }
-            Ok(txn.commit()?)
+            Ok(())
         })?;
         let failed = RowState::Failed {
             reason: reason.to_owned(),
@@ -325,10 +322,8 @@ impl Outbox<'_> {
     /// user wrote is removed, it just is not sent to the relay.
     pub fn discard(&self, seq: u64) -> Result<bool> {
         self.store.inner.writable()?;
-        let found = self.store.inner.writing(|txn| {
-            let found = retire(&mut txn.open_table(tables::LOG)?, seq)?;
-            txn.commit()?;
-            Ok(found)
+        let found = self.store.inner.writing(Durability::Immediate, |txn| {
+            retire(&mut txn.open_table(tables::LOG)?, seq)
         })?;
         self.index().remove(seq);
         Ok(found)
@@ -338,7 +333,7 @@ impl Outbox<'_> {
     /// transaction.
     fn update(&self, seqs: Vec<u64>, mut f: impl FnMut(&mut OutboxRow) -> bool) -> Result<usize> {
         self.store.inner.writable()?;
-        let changed = self.store.inner.writing(|txn| {
+        let changed = self.store.inner.writing(Durability::Immediate, |txn| {
             let mut changed = Vec::new();
             {
                 let mut log = txn.open_table(tables::LOG)?;
@@ -357,7 +352,6 @@ impl Outbox<'_> {
                     }
                 }
             }
-            txn.commit()?;
             Ok(changed)
         })?;
         let mut index = self.index();

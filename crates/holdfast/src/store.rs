@@ -6,11 +6,13 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use automerge::{ActorId, Automerge, LoadOptions, TextEncoding};
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
 
 use crate::cache::{DocCache, Entry};
 use crate::commit::Pending;
-use crate::damage;
+use crate::damage::{self, Guarded};
 use crate::doc::{self, Candidate, FieldValue, View};
 use crate::error::{Error, ReadOnlyReason, Result, SchemaError};
 use crate::record::Record;
@@ -106,7 +108,7 @@ pub struct Store {
 }
 
 pub(crate) struct Inner {
-    pub db: damage::Engine,
+    pub db: Guarded<Database>,
     /// The schema in effect: the app's, or the newer one in the file when read-only.
     pub schema: Schema,
     pub device: DeviceId,
@@ -196,7 +198,8 @@ impl Store {
     }
 
     fn open_db(db: Database, config: StoreConfig) -> Result<Store> {
-        let txn = db.begin_write()?;
+        let db = Guarded::new(db);
+        let txn = Guarded::new(db.begin_write()?);
         tables::create_all(&txn)?;
         let (device, schema, read_only) = open_meta(&txn, &config.schema)?;
         let outbox = crate::outbox::open_index(&txn, read_only.is_none())?;
@@ -205,9 +208,9 @@ impl Store {
             .max(tables::log_last(&log, tables::LOG_JOURNAL)?)
             + 1;
         drop(log);
-        txn.commit()?;
+        txn.into_inner().commit()?;
         let inner = Arc::new(Inner {
-            db: damage::Engine::new(db),
+            db,
             schema,
             device,
             actor: doc::actor_for(device),
@@ -503,13 +506,24 @@ impl Inner {
     /// Runs `f` in a read transaction: the one way the store reads its file, so that a
     /// panic of the storage engine on a damaged page is [`Error::Corrupt`] (see `damage`).
     pub(crate) fn reading<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
-        damage::contained(|| f(&self.db.begin_read()?))
+        damage::contained(|| f(&Guarded::new(self.db.begin_read()?)))
     }
 
-    /// Runs `f` with a write transaction it commits (or drops), under the same guard as
-    /// [`Inner::reading`]. Not for the app's write closures: see [`damage::contained`].
-    pub(crate) fn writing<T>(&self, f: impl FnOnce(WriteTransaction) -> Result<T>) -> Result<T> {
-        damage::contained(|| f(self.db.begin_write()?))
+    /// Runs `f` in a write transaction with `durability`, committed if `f` returns `Ok`,
+    /// under the same guard as [`Inner::reading`]. Not for the app's write closures: see
+    /// [`damage::contained`].
+    pub(crate) fn writing<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        damage::contained(|| {
+            let mut txn = Guarded::new(self.db.begin_write()?);
+            txn.set_durability(durability)?;
+            let out = f(&txn)?;
+            txn.into_inner().commit()?;
+            Ok(out)
+        })
     }
 
     pub(crate) fn new_doc(&self) -> Automerge {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase};
 
-use crate::damage;
+use crate::damage::{self, Guarded};
 use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::store::{Store, StoreConfig};
@@ -20,8 +20,8 @@ impl Store {
             return Err(Error::NotAStore(path.display().to_string()));
         }
         damage::contained(|| {
-            let db = Database::open(path)?;
-            let txn = db.begin_read()?;
+            let db = Guarded::new(Database::open(path)?);
+            let txn = Guarded::new(db.begin_read()?);
             let meta = match txn.open_table(tables::META) {
                 Ok(meta) => meta,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),

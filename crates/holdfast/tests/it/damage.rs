@@ -99,7 +99,12 @@ fn damaged_files_give_typed_errors() {
     exercise(&pristine).expect("the undamaged store reads back");
 
     // The seed replays the damage, but the store it damages is built anew (random ids):
-    // a failing copy is also saved, to be committed under tests/data and replayed.
+    // a failing copy is also saved, to be committed under tests/data and replayed. The copy
+    // being tried is on disk too, for a failure that ends the process (an abort).
+    let current = std::env::temp_dir().join(format!(
+        "holdfast-damage-current-{}.redb",
+        std::process::id()
+    ));
     let started = Instant::now();
     let (mut tried, mut errors) = (0, 0);
     let mut failures = Vec::new();
@@ -107,6 +112,7 @@ fn damaged_files_give_typed_errors() {
         tried += 1;
         let mut bytes = pristine.clone();
         let what = damage(&mut bytes, &mut rng);
+        std::fs::write(&current, &bytes).unwrap();
         match guarded(bytes.clone()) {
             Ok(Ok(())) => {}
             Ok(Err(_)) => errors += 1,
@@ -120,6 +126,7 @@ fn damaged_files_give_typed_errors() {
             }
         }
     }
+    let _ = std::fs::remove_file(&current);
     eprintln!(
         "{tried} damaged copies of {} bytes: {errors} errors, {} failures",
         pristine.len(),
