@@ -48,7 +48,7 @@ pub fn decode_row<T: DeserializeOwned>(version: u8, bytes: &[u8]) -> Result<T, R
         None => return Err(RowError::Empty),
     }
     let body = &bytes[1..];
-    let (row, used) = decode_body(body).map_err(|e| RowError::Body(e.to_string()))?;
+    let (row, used) = decode_body(body).map_err(|e| RowError::Body(plain(&e)))?;
     if used + 1 != bytes.len() {
         return Err(RowError::TrailingBytes);
     }
@@ -59,6 +59,22 @@ pub fn decode_row<T: DeserializeOwned>(version: u8, bytes: &[u8]) -> Result<T, R
 /// to read) per byte of row, a bound no valid row comes near: a one-byte length prefix of
 /// an empty list becomes a 24-byte header, and nothing in a row grows more than that.
 pub const ROW_CLAIM_BYTES_PER_BYTE: usize = 64;
+
+/// What is wrong with a body, in plain words: bincode's own text for some errors is a
+/// debug dump (`Utf8 { inner: Utf8Error { .. } }`), and it reaches users.
+fn plain(error: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match error {
+        E::UnexpectedEnd { .. } => "the row ends early".into(),
+        E::LimitExceeded => "the row claims more bytes than it can hold".into(),
+        E::Utf8 { .. } => "a text in the row is not UTF-8".into(),
+        E::InvalidBooleanValue(_) | E::InvalidCharEncoding(_) => {
+            "a value in the row is not valid".into()
+        }
+        E::UnexpectedVariant { .. } => "the row names a kind that does not exist".into(),
+        _ => "the row does not decode".into(),
+    }
+}
 
 /// Decodes a row body with bincode's claim limit scaled to the body's length, so a damaged
 /// length prefix claiming far more than the row holds is refused before anything is

@@ -47,3 +47,22 @@ fn a_short_row_claiming_a_long_string_is_refused_without_allocating_it() {
     let bytes = encode_row(1, &row);
     assert_eq!(decode_row::<Vec<Vec<u8>>>(1, &bytes), Ok(row));
 }
+
+#[test]
+fn a_damaged_body_is_described_in_plain_words() {
+    // A string whose one byte is not UTF-8.
+    let row = encode_row(1, &"x".to_owned());
+    let mut damaged = row.clone();
+    *damaged.last_mut().unwrap() = 0xff;
+    let Err(RowError::Body(message)) = decode_row::<String>(1, &damaged) else {
+        panic!("damage decoded");
+    };
+    assert_eq!(message, "a text in the row is not UTF-8");
+    for dump in ["{", "Some(", "Utf8Error"] {
+        assert!(!message.contains(dump), "{message}");
+    }
+    let Err(RowError::Body(message)) = decode_row::<String>(1, &row[..row.len() - 1]) else {
+        panic!("a short row decoded");
+    };
+    assert_eq!(message, "the row ends early");
+}
