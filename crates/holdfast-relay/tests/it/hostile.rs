@@ -300,9 +300,7 @@ async fn large_forbidden_pushes_cost_their_senders_not_the_relay() {
         let (mut device, _) = relay.device(&reader, &[&team]).await;
         // Incompressible, so the message is 15 MiB on the wire too; the relay refuses
         // the push from its grants, before looking at the change.
-        let blob: Vec<u8> = (0..(15 << 20) / 8)
-            .flat_map(|_| rng.next().to_le_bytes())
-            .collect();
+        let blob = rng.bytes(15 << 20);
         let push = Frame::Push {
             entries: vec![entry(&team, RecordId::new_v7(), vec![blob])],
         };
@@ -624,9 +622,7 @@ async fn push_until(
     while pushes < max && !done(relay).await {
         pushes += 1;
         let mut doc = Doc::new();
-        let blob: Vec<u8> = (0..(64 << 10) / 8)
-            .flat_map(|_| rng.next().to_le_bytes())
-            .collect();
+        let blob = rng.bytes(64 << 10);
         let change = doc.change_with_bytes(blob);
         let (outcomes, _) = pusher.push(&[entry(&team, doc.record, vec![change])]).await;
         assert!(matches!(outcomes[..], [Outcome::Stored { .. }]));
@@ -776,9 +772,7 @@ async fn what_a_connection_sends_is_read_no_faster_than_its_byte_budget() {
     let mut rng = crate::Rng(crate::seed());
     let pushes: Vec<Message> = (0..6)
         .map(|_| {
-            let blob: Vec<u8> = (0..(1 << 20) / 8)
-                .flat_map(|_| rng.next().to_le_bytes())
-                .collect();
+            let blob = rng.bytes(1 << 20);
             let push = Frame::Push {
                 entries: vec![entry(&team, RecordId::new_v7(), vec![blob])],
             };

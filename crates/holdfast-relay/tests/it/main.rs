@@ -186,6 +186,13 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// `len` random bytes (rounded down to whole words): incompressible.
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len / 8)
+            .flat_map(|_| self.next().to_le_bytes())
+            .collect()
+    }
 }
 
 #[test]

@@ -328,9 +328,7 @@ async fn a_subscriber_that_does_not_read_is_dropped_alone() {
         pushes += 1;
         assert!(pushes <= 400, "the stalled connection was never dropped");
         let mut doc = Doc::new();
-        let blob: Vec<u8> = (0..(64 << 10) / 8)
-            .flat_map(|_| rng.next().to_le_bytes())
-            .collect();
+        let blob = rng.bytes(64 << 10);
         let change = doc.change_with_bytes(blob);
         pusher
             .send(&Frame::Push {
