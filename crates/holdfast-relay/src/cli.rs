@@ -58,7 +58,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve devices over WebSocket, with /healthz and /metrics over HTTP.
     Serve(ServeArgs),
-    /// Print a token granting roles in spaces, signed with the relay's secret.
+    /// Print a token granting roles in spaces, signed with the relay's secret (created if
+    /// there is none yet).
     Token(TokenArgs),
     /// Start a new epoch. Run it after restoring the database from a backup, before
     /// serving: devices then repair what the backup lost instead of trusting their cursors.
@@ -261,10 +262,19 @@ impl TokenArgs {
         })
     }
 
-    /// The token, signed with the secret in `secret_file`.
+    /// The token, signed with the secret in `secret_file`, which is created (mode 0600)
+    /// if there is none yet, as `serve` would: tokens can be minted before the relay first
+    /// starts. A new secret is announced on stderr.
     pub fn mint(&self) -> Result<String, CliError> {
         let request = self.request()?;
-        let secret = Secret::load(&self.secret_file)?;
+        let existed = self.secret_file.exists();
+        let secret = Secret::load_or_create(&self.secret_file)?;
+        if !existed {
+            eprintln!(
+                "holdfast-relay: created the token secret {} (a relay serving with it accepts this token)",
+                self.secret_file.display()
+            );
+        }
         Ok(mint_token(&secret, &request, SystemTime::now())?)
     }
 }

@@ -113,16 +113,42 @@ async fn a_secret_file_others_can_read_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_names_roles_in_either_form_and_refuses_unknown_ones() {
+async fn token_before_the_first_serve_creates_the_secret_the_relay_then_uses() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(dir.path(), &["token", "--space", "team:write"]).await;
-    assert!(!output.status.success(), "no secret file yet");
+    assert!(output.status.success(), "{}", output.stderr);
     assert!(
-        output.stderr.contains("holdfast-relay serve"),
+        output.stderr.contains("created the token secret"),
         "{}",
         output.stderr
     );
+    let secret = dir.path().join("holdfast-relay.secret");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let token = output.stdout.trim().to_owned();
+    // A second token finds the secret and says nothing of it.
+    let again = run(dir.path(), &["token", "--space", "team:write"]).await;
+    assert!(
+        again.status.success() && again.stderr.is_empty(),
+        "{}",
+        again.stderr
+    );
+    // The relay started in that directory accepts the first token.
+    let relay = Relay::start_in(dir, &[]).await;
+    let team = crate::space("team");
+    let (mut device, _) = relay.device(&token, &[&team]).await;
+    device
+        .send(&holdfast_protocol::Frame::Ping { nonce: 1 })
+        .await;
+    assert_eq!(
+        device.frame().await,
+        holdfast_protocol::Frame::Pong { nonce: 1 }
+    );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_names_roles_in_either_form_and_refuses_unknown_ones() {
     let relay = Relay::start(&[]).await;
     let ok = |args: &'static [&'static str]| {
         let dir = relay.dir.path().to_owned();
