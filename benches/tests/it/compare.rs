@@ -8,32 +8,26 @@ use std::process::Command;
 
 #[test]
 fn quick_run_of_holdfast_and_samod_reports_every_workload() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let out = dir.path().join("compare.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_compare"))
-        .args([
-            "--quick",
-            "--only",
-            "holdfast,samod",
-            "--workloads",
-            "1,2,3,4,6",
-        ])
-        .args(["--n", "50", "--edits", "500", "--cold-records", "300"])
-        .arg("--trace")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/automerge-paper-first-1000.json.gz"
-        ))
-        .args(["--time-limit", "60", "--out"])
-        .arg(&out)
-        .arg("--work-dir")
-        .arg(dir.path())
-        .status()
-        .expect("compare runs");
-    assert!(status.success(), "compare failed: {status}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("the JSON report"))
-            .expect("valid JSON");
+    let trace = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/automerge-paper-first-1000.json.gz"
+    );
+    let report = compare(&[
+        "--only",
+        "holdfast,samod",
+        "--workloads",
+        "1,2,3,4,6",
+        "--n",
+        "50",
+        "--edits",
+        "500",
+        "--cold-records",
+        "300",
+        "--trace",
+        trace,
+        "--time-limit",
+        "60",
+    ]);
     let runs = report["raw"]["records"]
         .as_array()
         .expect("workload 1 runs");
@@ -89,21 +83,16 @@ fn quick_run_with_the_node_peer() {
         "automerge-repo is not installed in {node_modules}: run `bash benches/compare/setup.sh` \
          (needs node 20 and npm)"
     );
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let out = dir.path().join("compare.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_compare"))
-        .args(["--quick", "--only", "holdfast,automerge-repo"])
-        .args(["--workloads", "1,2"])
-        .args(["--n", "50", "--time-limit", "120", "--out"])
-        .arg(&out)
-        .arg("--work-dir")
-        .arg(dir.path())
-        .status()
-        .expect("compare runs");
-    assert!(status.success(), "compare failed: {status}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("the JSON report"))
-            .expect("valid JSON");
+    let report = compare(&[
+        "--only",
+        "holdfast,automerge-repo",
+        "--workloads",
+        "1,2",
+        "--n",
+        "50",
+        "--time-limit",
+        "120",
+    ]);
     let runs = report["raw"]["records"]
         .as_array()
         .expect("workload 1 runs");
@@ -116,4 +105,22 @@ fn quick_run_with_the_node_peer() {
         node["upload"]["bytes_up"].as_u64().unwrap_or(0) > 0,
         "{node}"
     );
+}
+
+/// Runs `compare --quick` with `args` in a temporary directory and returns its JSON report.
+fn compare(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("compare.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_compare"))
+        .arg("--quick")
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .arg("--work-dir")
+        .arg(dir.path())
+        .status()
+        .expect("compare runs");
+    assert!(status.success(), "compare failed: {status}");
+    serde_json::from_str(&std::fs::read_to_string(&out).expect("the JSON report"))
+        .expect("valid JSON")
 }
