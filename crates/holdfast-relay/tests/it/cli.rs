@@ -138,13 +138,7 @@ async fn token_before_the_first_serve_creates_the_secret_the_relay_then_uses() {
     let relay = Relay::start_in(dir, &[]).await;
     let team = crate::space("team");
     let (mut device, _) = relay.device(&token, &[&team]).await;
-    device
-        .send(&holdfast_protocol::Frame::Ping { nonce: 1 })
-        .await;
-    assert_eq!(
-        device.frame().await,
-        holdfast_protocol::Frame::Pong { nonce: 1 }
-    );
+    device.answers_ping(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -356,6 +356,13 @@ impl Peer {
         }
     }
 
+    /// Sends `Ping { nonce }` and expects its `Pong` as the next frame: the connection is
+    /// served.
+    pub async fn answers_ping(&mut self, nonce: u64) {
+        self.send(&Frame::Ping { nonce }).await;
+        assert_eq!(self.frame().await, Frame::Pong { nonce });
+    }
+
     /// Sends `Hello` and returns the answer.
     pub async fn hello(&mut self, token: &str, spaces: &[&SpaceId]) -> Frame {
         self.send(&hello(token, spaces)).await;

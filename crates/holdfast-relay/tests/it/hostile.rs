@@ -233,8 +233,7 @@ async fn bare_connects_from_one_address_do_not_lock_devices_out() {
         started.elapsed()
     );
     assert!(started.elapsed() < Duration::from_secs(5));
-    device.send(&Frame::Ping { nonce: 7 }).await;
-    assert_eq!(device.frame().await, Frame::Pong { nonce: 7 });
+    device.answers_ping(7).await;
     let refused = relay
         .metric("holdfast_relay_connections_refused_total{reason=\"handshake_limit_per_ip\"}")
         .await;
@@ -281,8 +280,7 @@ async fn the_handshake_budget_is_held_just_below_and_refused_just_above() {
     let (mut device, _) = relay.device(&token, &[&team]).await;
     let mut next = tcp_from(6, relay.ws).await;
     assert!(!closed_by_relay(&mut next, Duration::from_millis(300)).await);
-    device.send(&Frame::Ping { nonce: 1 }).await;
-    assert_eq!(device.frame().await, Frame::Pong { nonce: 1 });
+    device.answers_ping(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,8 +289,7 @@ async fn large_forbidden_pushes_cost_their_senders_not_the_relay() {
     let team = space("team");
     let reader = relay.token(&["team:read"]).await;
     let (mut baseline, _) = relay.device(&reader, &[&team]).await;
-    baseline.send(&Frame::Ping { nonce: 0 }).await;
-    assert_eq!(baseline.frame().await, Frame::Pong { nonce: 0 });
+    baseline.answers_ping(0).await;
     let before = relay.rss_bytes();
     let mut readers = Vec::new();
     let mut rng = crate::Rng(crate::seed());
@@ -325,8 +322,7 @@ async fn large_forbidden_pushes_cost_their_senders_not_the_relay() {
     );
     assert!(grown < 16 * MIB, "grew {} MiB", grown / MIB);
     for device in &mut readers {
-        device.send(&Frame::Ping { nonce: 2 }).await;
-        assert_eq!(device.frame().await, Frame::Pong { nonce: 2 });
+        device.answers_ping(2).await;
     }
 }
 
@@ -460,8 +456,7 @@ async fn slowloris_on_the_operations_port_takes_nothing_from_devices() {
     assert!(closed_by_relay(&mut over, Duration::from_secs(1)).await);
     // Devices get in meanwhile.
     let (mut device, _) = relay.device(&token, &[&team]).await;
-    device.send(&Frame::Ping { nonce: 1 }).await;
-    assert_eq!(device.frame().await, Frame::Pong { nonce: 1 });
+    device.answers_ping(1).await;
     // The header timeout closes every slow request, and the port answers again.
     for tcp in &mut slow {
         assert!(closed_by_relay(tcp, Duration::from_secs(5)).await);
@@ -791,6 +786,5 @@ async fn what_a_connection_sends_is_read_no_faster_than_its_byte_budget() {
     eprintln!("six 1 MiB pushes read in {took:?} at 1 MiB/s");
     assert!(took >= Duration::from_millis(2_900), "{took:?}");
     // The connection is slowed, not dropped.
-    device.send(&Frame::Ping { nonce: 9 }).await;
-    assert_eq!(device.frame().await, Frame::Pong { nonce: 9 });
+    device.answers_ping(9).await;
 }

@@ -158,8 +158,7 @@ async fn idle_connections_cost_little_memory() {
         peers.push(relay.device(&token, &[&team]).await.0);
     }
     // Every connection is registered once the last one answers.
-    first.send(&Frame::Ping { nonce: 0 }).await;
-    assert_eq!(first.frame().await, Frame::Pong { nonce: 0 });
+    first.answers_ping(0).await;
     let after = relay.rss_bytes();
     let per_connection = after.saturating_sub(before) / count as u64;
     eprintln!(

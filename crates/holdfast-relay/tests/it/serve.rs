@@ -120,8 +120,7 @@ async fn stored_entries_reach_every_subscriber_live() {
     }
     // A connection subscribed to another space hears nothing: its next frame is the
     // answer to its own ping.
-    elsewhere.send(&Frame::Ping { nonce: 9 }).await;
-    assert_eq!(elsewhere.frame().await, Frame::Pong { nonce: 9 });
+    elsewhere.answers_ping(9).await;
 }
 
 /// Two devices push in turn: each hears its own entries without their changes and the
@@ -275,8 +274,7 @@ async fn beyond_the_connection_limit_a_device_is_told_to_retry() {
     refused.send(&crate::harness::hello(&token, &[&team])).await;
     refused.expect_error(busy, 1013).await;
 
-    admitted.send(&Frame::Ping { nonce: 1 }).await;
-    assert_eq!(admitted.frame().await, Frame::Pong { nonce: 1 });
+    admitted.answers_ping(1).await;
     assert_eq!(
         relay
             .metric("holdfast_relay_connections_refused_total{reason=\"busy\"}")
@@ -361,6 +359,5 @@ async fn a_subscriber_that_does_not_read_is_dropped_alone() {
         relay.metric("holdfast_relay_slow_consumers_total").await,
         1.0
     );
-    reader.send(&Frame::Ping { nonce: 3 }).await;
-    assert_eq!(reader.frame().await, Frame::Pong { nonce: 3 });
+    reader.answers_ping(3).await;
 }
