@@ -220,6 +220,25 @@ fn part(name: &'static str, sent_unit: &'static str, answered_unit: &'static str
     }
 }
 
+/// A flood's next connection, made by `connect`: a failed attempt is counted and made
+/// again after a pause; `None` once `until` passes.
+async fn open<T, E, F>(tally: &Tally, until: Instant, mut connect: impl FnMut() -> F) -> Option<T>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    while Instant::now() < until {
+        match timeout_at(until, connect()).await {
+            Err(_) => return None,
+            Ok(Ok(opened)) => return Some(opened),
+            Ok(Err(_)) => {
+                add(&tally.connect_errors, 1);
+                sleep(REOPEN_PAUSE).await;
+            }
+        }
+    }
+    None
+}
+
 fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
@@ -263,15 +282,9 @@ async fn ping_without_reading(
     );
     let from = IpAddr::V4(PING_FROM);
     while Instant::now() < until {
-        let opened = connect_tcp(from, target.ws, Some(PING_RECV_BUFFER_BYTES));
-        let mut tcp = match timeout_at(until, opened).await {
-            Err(_) => return,
-            Ok(Err(_)) => {
-                add(&tally.connect_errors, 1);
-                sleep(REOPEN_PAUSE).await;
-                continue;
-            }
-            Ok(Ok(tcp)) => tcp,
+        let opened = || connect_tcp(from, target.ws, Some(PING_RECV_BUFFER_BYTES));
+        let Some(mut tcp) = open(&tally, until, opened).await else {
+            return;
         };
         let life = Life::start(&tally);
         let mut open = match timeout_at(until, upgrade(&mut tcp, target.ws)).await {
@@ -301,14 +314,8 @@ async fn ping_without_reading(
 /// pause.
 async fn hold_bare(from: IpAddr, ws: SocketAddr, tally: Arc<Tally>, until: Instant) {
     while Instant::now() < until {
-        let mut tcp = match timeout_at(until, connect_tcp(from, ws, None)).await {
-            Err(_) => return,
-            Ok(Err(_)) => {
-                add(&tally.connect_errors, 1);
-                sleep(REOPEN_PAUSE).await;
-                continue;
-            }
-            Ok(Ok(tcp)) => tcp,
+        let Some(mut tcp) = open(&tally, until, || connect_tcp(from, ws, None)).await else {
+            return;
         };
         let life = Life::start(&tally);
         add(&tally.sent, 1);
@@ -327,14 +334,8 @@ async fn hold_bare(from: IpAddr, ws: SocketAddr, tally: Arc<Tally>, until: Insta
 async fn drip(to: SocketAddr, request: &'static [u8], tally: Arc<Tally>, until: Instant) {
     let from = IpAddr::V4(SLOWLORIS_FROM);
     while Instant::now() < until {
-        let mut tcp = match timeout_at(until, connect_tcp(from, to, None)).await {
-            Err(_) => return,
-            Ok(Err(_)) => {
-                add(&tally.connect_errors, 1);
-                sleep(REOPEN_PAUSE).await;
-                continue;
-            }
-            Ok(Ok(tcp)) => tcp,
+        let Some(mut tcp) = open(&tally, until, || connect_tcp(from, to, None)).await else {
+            return;
         };
         let life = Life::start(&tally);
         let (mut reader, mut writer) = tcp.split();
@@ -365,19 +366,13 @@ async fn drip(to: SocketAddr, request: &'static [u8], tally: Arc<Tally>, until: 
 async fn push_big(target: Arc<Target>, frame: Bytes, tally: Arc<Tally>, until: Instant) {
     let from = IpAddr::V4(BIG_PUSH_FROM);
     while Instant::now() < until {
-        let opened = async {
+        let opened = || async {
             let mut ws = connect_from(from, target.ws).await?;
             hello(&mut ws, &target.read_token, vec![target.read_space.clone()]).await?;
             Ok::<_, anyhow::Error>(ws)
         };
-        let mut ws = match timeout_at(until, opened).await {
-            Err(_) => return,
-            Ok(Err(_)) => {
-                add(&tally.connect_errors, 1);
-                sleep(REOPEN_PAUSE).await;
-                continue;
-            }
-            Ok(Ok(ws)) => ws,
+        let Some(mut ws) = open(&tally, until, opened).await else {
+            return;
         };
         let life = Life::start(&tally);
         loop {
@@ -426,14 +421,8 @@ async fn hello_badly(target: Arc<Target>, tally: Arc<Tally>, until: Instant) {
     ))
     .expect("encodes");
     while Instant::now() < until {
-        let mut ws = match timeout_at(until, connect_from(from, target.ws)).await {
-            Err(_) => return,
-            Ok(Err(_)) => {
-                add(&tally.connect_errors, 1);
-                sleep(REOPEN_PAUSE).await;
-                continue;
-            }
-            Ok(Ok(ws)) => ws,
+        let Some(mut ws) = open(&tally, until, || connect_from(from, target.ws)).await else {
+            return;
         };
         let life = Life::start(&tally);
         let refused = async {
@@ -464,19 +453,13 @@ async fn hello_badly(target: Arc<Target>, tally: Arc<Tally>, until: Instant) {
 async fn ping_in_bursts(target: Arc<Target>, tally: Arc<Tally>, until: Instant) {
     let from = IpAddr::V4(BAD_HELLO_FROM);
     while Instant::now() < until {
-        let opened = async {
+        let opened = || async {
             let mut ws = connect_from(from, target.ws).await?;
             hello(&mut ws, &target.read_token, vec![target.read_space.clone()]).await?;
             Ok::<_, anyhow::Error>(ws)
         };
-        let ws = match timeout_at(until, opened).await {
-            Err(_) => return,
-            Ok(Err(_)) => {
-                add(&tally.connect_errors, 1);
-                sleep(REOPEN_PAUSE).await;
-                continue;
-            }
-            Ok(Ok(ws)) => ws,
+        let Some(ws) = open(&tally, until, opened).await else {
+            return;
         };
         let life = Life::start(&tally);
         let (mut sink, mut stream) = ws.split();
