@@ -184,17 +184,6 @@ pub enum Error {
     /// snapshot); nothing of it was applied.
     #[error("data from the sync server is damaged: {0}")]
     Remote(String),
-    /// The sync worker could not start.
-    #[cfg(feature = "sync")]
-    #[error(transparent)]
-    Sync(Box<crate::sync::SyncError>),
-}
-
-#[cfg(feature = "sync")]
-impl From<crate::sync::SyncError> for Error {
-    fn from(e: crate::sync::SyncError) -> Self {
-        Error::Sync(Box::new(e))
-    }
 }
 
 impl From<redb::Error> for Error {

@@ -133,7 +133,6 @@ pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxEntry, PendingPush, SyncState, SyncSummary};
 pub use query::{Page, PageToken, Query};
 pub use record::Record;
-#[cfg(feature = "sync")]
 pub use schema::{Collection, Field, FieldKind, Schema, NAME_BYTES_MAX};
 pub use store::{Clock, Resolver, Store, StoreConfig, StoreStats, DOC_CACHE_BYTES_DEFAULT};
 pub use subscribe::{ChangeEvent, Notification, Origin, Subscription, SUBSCRIPTION_BACKLOG_MAX};
