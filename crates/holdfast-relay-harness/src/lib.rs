@@ -51,6 +51,21 @@ pub fn relay_bin() -> PathBuf {
     bin
 }
 
+/// The sync and operations addresses of the relay's readiness line, "listening on
+/// ws://ADDR/ (sync) and http://ADDR/ (health, metrics)" (`wss://` with TLS).
+pub fn listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.strip_prefix("listening on ")?;
+    let url = |word: &str, schemes: &[&str]| -> Option<SocketAddr> {
+        let (scheme, addr) = word.split_once("://")?;
+        schemes.contains(&scheme).then_some(())?;
+        addr.strip_suffix('/')?.parse().ok()
+    };
+    let mut words = rest.split_whitespace();
+    let ws = url(words.next()?, &["ws", "wss"])?;
+    let http = words.find_map(|w| url(w, &["http"]))?;
+    Some((ws, http))
+}
+
 /// A relay process serving from its own directory; killed when dropped.
 pub struct Relay {
     /// Its directory: database, secret file and `relay.log`.
@@ -110,17 +125,12 @@ impl Relay {
                 panic!("the relay did not start ({other:?}):\n{log}");
             }
         };
-        // "listening ws=127.0.0.1:PORT http=127.0.0.1:PORT"
-        let addr = |key: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|f| f.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-                .parse()
-                .expect("an address")
+        let Some((ws, http)) = listening(&line) else {
+            panic!("not a readiness line: {line:?}");
         };
         Relay {
-            ws: addr("ws="),
-            http: addr("http="),
+            ws,
+            http,
             dir,
             child,
         }

@@ -106,9 +106,10 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         let server = Server::bind(config).await?;
         let (scheme, ws, http) = (server.scheme(), server.local_addr(), server.http_addr());
         tracing::info!(%ws, %http, scheme, descriptors, "listening");
-        // The readiness line scripts and tests wait for, on stdout (logs go to stderr).
+        // The readiness line scripts and tests wait for, on stdout (logs go to stderr):
+        // the addresses bound, which with port 0 differ on every start.
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening {scheme}={ws} http={http}")?;
+        writeln!(stdout, "{}", ready_line(scheme, ws, http))?;
         stdout.flush()?;
         drop(stdout);
         server.run(signal.wait()).await?;
@@ -116,4 +117,10 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
     });
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     result
+}
+
+/// "listening on ws://127.0.0.1:7700/ (sync) and http://127.0.0.1:7701/ (health, metrics)":
+/// one line for people, and for scripts (the two URLs are the words with "://").
+fn ready_line(scheme: &str, ws: std::net::SocketAddr, http: std::net::SocketAddr) -> String {
+    format!("listening on {scheme}://{ws}/ (sync) and http://{http}/ (health, metrics)")
 }

@@ -75,15 +75,16 @@ impl Relay {
             let log = std::fs::read_to_string(dir.path().join("relay.log")).unwrap();
             panic!("the relay exited before listening:\n{log}");
         };
-        let addr = |key: &str| -> SocketAddr {
+        // "listening on ws://ADDR/ (sync) and http://ADDR/ (health, metrics)"
+        let addr = |scheme: &str| -> SocketAddr {
             let field = line
                 .split_whitespace()
-                .find_map(|field| field.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {line:?}"));
+                .find_map(|word| word.strip_prefix(scheme)?.strip_suffix('/'))
+                .unwrap_or_else(|| panic!("no {scheme} in {line:?}"));
             field.parse().unwrap()
         };
-        let tls = line.contains(" wss=");
-        let (ws, http) = (addr(if tls { "wss=" } else { "ws=" }), addr("http="));
+        let tls = line.contains(" wss://");
+        let (ws, http) = (addr(if tls { "wss://" } else { "ws://" }), addr("http://"));
         Relay {
             dir,
             child,
