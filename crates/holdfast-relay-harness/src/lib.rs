@@ -6,6 +6,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod tests;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,8 +20,12 @@ use std::time::{Duration, Instant};
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The relay binary in the target directory of the running executable (a test in
-/// `target/PROFILE/deps/`, or a binary in `target/PROFILE/`). In a debug test build it is
-/// built once with cargo if missing (`cargo test --workspace` builds it anyway).
+/// `target/PROFILE/deps/`, or a binary in `target/PROFILE/`), built by cargo first when it
+/// is missing or stale: older than a source file its dep-info (`holdfast-relay.d`, which
+/// cargo writes beside it) lists, or built from a file since removed. `cargo test -p X`
+/// and `cargo bench` do not build other crates' binaries, so without this a test would
+/// run a relay built before the latest edit. Panics, naming the newer file, if the binary
+/// is still stale after the build.
 pub fn relay_bin() -> PathBuf {
     static BUILD: Once = Once::new();
     let exe = std::env::current_exe().expect("the running executable");
@@ -28,27 +35,117 @@ pub fn relay_bin() -> PathBuf {
     }
     let bin = dir.join(format!("holdfast-relay{}", std::env::consts::EXE_SUFFIX));
     BUILD.call_once(|| {
-        if !bin.exists() {
-            let release = dir.ends_with("release");
-            eprintln!(
-                "{} is missing: running `cargo build{} -p holdfast-relay` once",
-                bin.display(),
-                if release { " --release" } else { "" }
-            );
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["build", "-p", "holdfast-relay"]);
-            if release {
-                build.arg("--release");
-            }
-            assert!(
-                build.status().expect("cargo runs").success(),
-                "building the relay failed"
-            );
+        let Some(why) = staleness(&bin) else {
+            return;
+        };
+        let release = dir.ends_with("release");
+        eprintln!(
+            "{why}: running `cargo build{} -p holdfast-relay`",
+            if release { " --release" } else { "" }
+        );
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "holdfast-relay"]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().expect("cargo runs").success(),
+            "building the relay failed"
+        );
+        match staleness(&bin) {
+            None | Some(Staleness::NoDepInfo(_)) => {}
+            Some(why) => panic!("{why}, even after `cargo build`: refusing to test stale code"),
         }
     });
     assert!(bin.exists(), "no relay binary at {}", bin.display());
     bin
+}
+
+/// Why a built relay binary cannot be trusted to match its sources.
+#[derive(Debug, PartialEq)]
+enum Staleness {
+    /// There is no binary.
+    Missing(PathBuf),
+    /// There is no dep-info beside it, so its sources are unknown.
+    NoDepInfo(PathBuf),
+    /// A source file changed after the binary was built.
+    Newer { bin: PathBuf, source: PathBuf },
+    /// A source file the binary was built from is gone.
+    Gone { bin: PathBuf, source: PathBuf },
+}
+
+impl std::fmt::Display for Staleness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staleness::Missing(bin) => write!(f, "{} is missing", bin.display()),
+            Staleness::NoDepInfo(d) => write!(f, "{} is missing", d.display()),
+            Staleness::Newer { bin, source } => write!(
+                f,
+                "{} is stale: {} changed after it was built",
+                bin.display(),
+                source.display()
+            ),
+            Staleness::Gone { bin, source } => write!(
+                f,
+                "{} is stale: it was built from {}, which is gone",
+                bin.display(),
+                source.display()
+            ),
+        }
+    }
+}
+
+/// `None` when `bin` is at least as new as every source its dep-info names.
+fn staleness(bin: &Path) -> Option<Staleness> {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return Some(Staleness::Missing(bin.to_path_buf()));
+    };
+    let dep_info = bin.with_file_name("holdfast-relay.d");
+    let Ok(text) = std::fs::read_to_string(&dep_info) else {
+        return Some(Staleness::NoDepInfo(dep_info));
+    };
+    for source in dep_info_sources(&text) {
+        let Ok(modified) = std::fs::metadata(&source).and_then(|m| m.modified()) else {
+            return Some(Staleness::Gone {
+                bin: bin.to_path_buf(),
+                source,
+            });
+        };
+        if modified > built {
+            return Some(Staleness::Newer {
+                bin: bin.to_path_buf(),
+                source,
+            });
+        }
+    }
+    None
+}
+
+/// The prerequisites of a Makefile-style dep-info file (`target: a.rs b\ c.rs`), whose
+/// paths escape spaces with a backslash.
+fn dep_info_sources(text: &str) -> Vec<PathBuf> {
+    let mut sources = Vec::new();
+    for line in text.lines() {
+        // The target ends at the first ": " (a Windows path has a colon of its own).
+        let Some((_, deps)) = line.split_once(": ") else {
+            continue;
+        };
+        let mut path = String::new();
+        let mut chars = deps.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => path.extend(chars.next()),
+                ' ' if !path.is_empty() => sources.push(PathBuf::from(std::mem::take(&mut path))),
+                ' ' => {}
+                c => path.push(c),
+            }
+        }
+        if !path.is_empty() {
+            sources.push(PathBuf::from(path));
+        }
+    }
+    sources
 }
 
 /// The sync and operations addresses of the relay's readiness line, "listening on
