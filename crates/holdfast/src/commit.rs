@@ -24,6 +24,7 @@ use crate::cache::Entry;
 use crate::damage::Guarded;
 use crate::doc::{View, STATE_FIELD};
 use crate::error::{Error, Result};
+use crate::lock::lock;
 use crate::schema::FieldKind;
 use crate::store::{Inner, State};
 use crate::subscribe::{ChangeEvent, Origin};
@@ -119,11 +120,6 @@ impl Pending {
         let _done = lock(&self.done);
         self.cv.notify_all();
     }
-}
-
-/// Locks a mutex whose data stays consistent across a panic (see `store::lock_state`).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A record after preparing its write: the entry, and the rows and event to queue (none

@@ -129,7 +129,7 @@ impl Inbox<'_> {
                 }
                 // The record's history is all in the outbox when each pending entry builds
                 // only on pending entries before it and the record's heads are among them.
-                let seqs = crate::commit::lock(&inner.outbox).record_seqs(id);
+                let seqs = crate::lock::lock(&inner.outbox).record_seqs(id);
                 let mut pending: HashSet<[u8; 32]> = HashSet::new();
                 for seq in seqs {
                     let Some(row) = log.get((tables::LOG_OUTBOX, seq))? else {

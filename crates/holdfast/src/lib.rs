@@ -100,6 +100,7 @@ mod doc;
 mod error;
 mod inbox;
 mod index;
+mod lock;
 mod migrate;
 mod outbox;
 mod query;

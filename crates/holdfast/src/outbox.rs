@@ -99,7 +99,7 @@ impl Store {
 
     /// Where a record's local changes stand. A record with no pending entry is `Synced`.
     pub fn sync_state(&self, id: RecordId) -> Result<SyncState> {
-        let index = crate::commit::lock(&self.inner.outbox);
+        let index = crate::lock::lock(&self.inner.outbox);
         let worst = index.record_states(id).map(public_state).max_by_key(rank);
         Ok(worst.unwrap_or(SyncState::Synced))
     }
@@ -107,7 +107,7 @@ impl Store {
     /// Outbox totals and the last successful sync.
     pub fn sync_summary(&self) -> Result<SyncSummary> {
         let mut s = SyncSummary::default();
-        for (state, created_ms) in crate::commit::lock(&self.inner.outbox).all() {
+        for (state, created_ms) in crate::lock::lock(&self.inner.outbox).all() {
             match state {
                 RowState::Queued => s.pending += 1,
                 RowState::Sending => {
@@ -362,7 +362,7 @@ impl Outbox<'_> {
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, OutboxIndex> {
-        crate::commit::lock(&self.store.inner.outbox)
+        crate::lock::lock(&self.store.inner.outbox)
     }
 }
 

@@ -92,7 +92,7 @@ impl Subscribers {
     pub fn subscribe(&self) -> Subscription {
         let (tx, rx) = sync_channel(SUBSCRIPTION_BACKLOG_MAX);
         let lagged = Arc::new(AtomicBool::new(false));
-        crate::commit::lock(&self.list).push((tx, lagged.clone()));
+        crate::lock::lock(&self.list).push((tx, lagged.clone()));
         Subscription { rx, lagged }
     }
 
@@ -101,7 +101,7 @@ impl Subscribers {
         if events.is_empty() {
             return;
         }
-        crate::commit::lock(&self.list).retain(|(tx, lagged)| match tx.try_send(events.to_vec()) {
+        crate::lock::lock(&self.list).retain(|(tx, lagged)| match tx.try_send(events.to_vec()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 lagged.store(true, Ordering::Release);
@@ -126,13 +126,13 @@ impl Watchers {
     /// Registers `watcher` for as long as the caller keeps it alive.
     #[cfg_attr(not(feature = "sync"), allow(dead_code))]
     pub fn watch(&self, watcher: &Watcher) {
-        crate::commit::lock(&self.list).push(Arc::downgrade(watcher));
+        crate::lock::lock(&self.list).push(Arc::downgrade(watcher));
     }
 
     /// Calls every live watcher; forgets dropped ones.
     pub fn fire(&self) {
         let live: Vec<Watcher> = {
-            let mut list = crate::commit::lock(&self.list);
+            let mut list = crate::lock::lock(&self.list);
             list.retain(|w| w.strong_count() > 0);
             list.iter().filter_map(std::sync::Weak::upgrade).collect()
         };

@@ -423,7 +423,7 @@ impl<'s> Tx<'s> {
                 Scope::Any(st) if !t.before.heads.is_empty() => st.cache.insert(t.id, entry),
                 Scope::Any(_) => {}
                 Scope::One(_) => {
-                    let mut st = crate::commit::lock(&self.inner.state);
+                    let mut st = crate::lock::lock(&self.inner.state);
                     self.inner.check_in(&mut st, t.id, entry);
                 }
             }
@@ -458,7 +458,7 @@ impl<'s> Tx<'s> {
         let prepared = self
             .inner
             .prepare_record(changed, Origin::Local, self.now_ms);
-        let mut st = crate::commit::lock(&self.inner.state);
+        let mut st = crate::lock::lock(&self.inner.state);
         let changed = prepared.changed();
         if changed && st.out.get(&id).is_some_and(|o| o.failed) {
             self.inner.check_in(&mut st, id, prepared.entry);

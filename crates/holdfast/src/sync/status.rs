@@ -124,7 +124,7 @@ impl StatusCell {
             *status != before
         });
         if modified {
-            *crate::commit::lock(&self.version) += 1;
+            *crate::lock::lock(&self.version) += 1;
             self.changed.notify_all();
         }
     }
@@ -137,7 +137,7 @@ impl StatusCell {
         mut until: impl FnMut(&SyncStatus) -> bool,
     ) -> (SyncStatus, bool) {
         let deadline = Instant::now() + timeout;
-        let mut version = crate::commit::lock(&self.version);
+        let mut version = crate::lock::lock(&self.version);
         loop {
             let status = self.get();
             if until(&status) {

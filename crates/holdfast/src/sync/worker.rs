@@ -79,14 +79,14 @@ impl Shared {
 
     /// The spaces to sync now: the configured ones the relay has not refused.
     pub fn spaces(&self) -> Vec<crate::SpaceId> {
-        let refused = crate::commit::lock(&self.refused);
+        let refused = crate::lock::lock(&self.refused);
         let spaces = self.config.spaces.iter();
         spaces.filter(|s| !refused.contains(*s)).cloned().collect()
     }
 
     /// Stops syncing `space` (the relay refused it); false if no space is left to sync.
     fn refuse(&self, space: crate::SpaceId) -> bool {
-        let mut refused = crate::commit::lock(&self.refused);
+        let mut refused = crate::lock::lock(&self.refused);
         refused.insert(space);
         let no_access: Vec<_> = refused.iter().cloned().collect();
         drop(refused);
@@ -96,7 +96,7 @@ impl Shared {
 
     /// Syncs every configured space again (the user retried or resumed).
     fn forgive(&self) {
-        crate::commit::lock(&self.refused).clear();
+        crate::lock::lock(&self.refused).clear();
         self.status.update(|s| s.no_access.clear());
     }
 
@@ -105,7 +105,7 @@ impl Shared {
     }
 
     pub fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        crate::commit::lock(&self.counters)
+        crate::lock::lock(&self.counters)
     }
 
     pub fn metrics(&self) -> Result<SyncMetrics, crate::Error> {
@@ -128,16 +128,16 @@ impl Shared {
     }
 
     fn set_ended(&self) {
-        *crate::commit::lock(&self.ended) = true;
+        *crate::lock::lock(&self.ended) = true;
         self.ended_cv.notify_all();
     }
 
     pub fn has_ended(&self) -> bool {
-        *crate::commit::lock(&self.ended)
+        *crate::lock::lock(&self.ended)
     }
 
     pub fn wait_ended(&self, timeout: Duration) {
-        let ended = crate::commit::lock(&self.ended);
+        let ended = crate::lock::lock(&self.ended);
         let _ = self
             .ended_cv
             .wait_timeout_while(ended, timeout, |ended| !*ended);
