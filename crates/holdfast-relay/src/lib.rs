@@ -38,7 +38,7 @@
 //!
 //! The server around them ([`Server`] and the `holdfast-relay` binary; see [`server`]):
 //!
-//! - one task per WebSocket connection drives its [`server::driver::RelayDriver`] (the
+//! - one task per WebSocket connection drives its `server::driver::RelayDriver` (the
 //!   session and the glue around it, without I/O), reads only while the driver wants to,
 //!   runs stores, pulls and repairs on the blocking pool and writes through a bounded
 //!   send queue; a device that does not read fast enough is disconnected;
@@ -72,18 +72,19 @@ pub mod config;
 mod error;
 pub mod fanout;
 mod file_mode;
-pub mod http;
+mod http;
 pub mod metrics;
 mod redb_store;
 pub mod secret;
 pub mod server;
 mod store;
-#[doc(hidden)]
+#[cfg(feature = "internals")]
 pub mod stored_rows;
 mod tables;
 
 pub use auth::{mint_token, Claims, JwtAuthenticator, MintError, RoleClaim, TokenRequest};
 pub use config::{ConfigError, ServerConfig, ServerLimits, TlsFiles};
+pub use http::{HEALTH_SPACE, HTTP_CONNECTIONS_PER_IP_MAX, HTTP_CONNECTION_TIME_MAX};
 pub use fanout::{Author, Fanout, LiveBatch, LiveSink, LocalFanout, Subscription};
 pub use metrics::Metrics;
 pub use secret::{Secret, SecretError};

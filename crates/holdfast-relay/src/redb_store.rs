@@ -53,6 +53,7 @@ pub use config::{
     COMPACT_TAIL_CHANGES_MIN_DEFAULT, COMPACT_TAIL_ENTRIES_MIN_DEFAULT,
     COMPACT_TAIL_PERCENT_MIN_DEFAULT, EVENT_RETENTION_MS_DEFAULT, PRUNE_ROWS_MAX_DEFAULT,
 };
+#[cfg(feature = "internals")] // for stored_rows
 pub(crate) use record::build as build_record;
 
 /// A [`LogStore`] in one redb file.

@@ -7,10 +7,10 @@
 //! addresses; [`Server::run`] serves until its shutdown future completes (see
 //! [`ShutdownSignal`]).
 //!
-//! **One task per connection** gives a [`driver::RelayDriver`] (the session and the glue
+//! **One task per connection** gives a `driver::RelayDriver` (the session and the glue
 //! around it, without I/O) its socket, and carries out what it asks, in order:
 //!
-//! | the driver's [`driver::Out`] | what the task does |
+//! | the driver's `driver::Out` | what the task does |
 //! |---|---|
 //! | `frames` | encodes each into the connection's bounded send queue; a writer task drains the queue into the socket |
 //! | `close` | queues a WebSocket close with `reason.websocket_code()` and stops |
@@ -61,7 +61,10 @@
 
 mod admission;
 mod connection;
+#[cfg(feature = "internals")]
 pub mod driver;
+#[cfg(not(feature = "internals"))]
+mod driver;
 mod queue;
 mod reframe;
 mod storage;

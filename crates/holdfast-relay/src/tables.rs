@@ -15,8 +15,8 @@ mod tests;
 /// whenever a table or row layout changes; a file of a newer format is refused.
 ///
 /// 2 added the record index (`records`, `record_log`) and `snapshots`; a format-1 file is
-/// migrated at open by indexing its log. 3 keyed event ids by space ([`EVENTS`] replaced
-/// [`EVENTS_V2`]); an older file's event rows are moved at open by [`scope_events`].
+/// migrated at open by indexing its log. 3 keyed event ids by space (`EVENTS` replaced
+/// `EVENTS_V2`); an older file's event rows are moved at open by `scope_events`.
 pub const FORMAT_VERSION: u32 = 3;
 
 /// Store-wide values: [`META_FORMAT`], [`META_EPOCH`], [`META_RELAY_ID`].

@@ -168,8 +168,12 @@ impl Device {
 
     /// A connection attempt failed (no network, or no relay).
     pub fn unreachable(&mut self, now: u64, rng: &mut Rng) {
-        let delay = self.reconnect.on_unreachable(rng.next_u64());
-        self.next_connect_at = now + delay.as_millis() as u64;
+        // As in the worker, a failed connect is a transient loss.
+        let lost = Lost::transient("the relay could not be reached");
+        match self.reconnect.on_lost(&lost, || rng.next_u64(), |_| true) {
+            Next::Reconnect(delay) => self.next_connect_at = now + delay.as_millis() as u64,
+            Next::Stop => unreachable!("a transient loss never stops the worker"),
+        }
     }
 
     /// The user pressed "retry" (after a permanent refusal), or the network came back.

@@ -51,7 +51,8 @@ impl Inbox<'_> {
     /// left as it was; the cursor still moves past it (the relay only sends changes whose
     /// dependencies it holds, in order, so this means damaged data, which a repair of the
     /// space reconciles).
-    pub fn apply_changes(
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn apply_changes(
         &self,
         space: &SpaceId,
         entries: &[ChangeEntry],
@@ -75,7 +76,8 @@ impl Inbox<'_> {
     /// Applies one page of a bootstrap (a `Snapshot` frame): each record's saved document
     /// and later changes. The last page carries the `cursor` to store, in the same
     /// transaction.
-    pub fn apply_snapshot(
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn apply_snapshot(
         &self,
         space: &SpaceId,
         records: &[RecordState],
@@ -113,7 +115,8 @@ impl Inbox<'_> {
     ///
     /// Reads each record's metadata row and the outbox rows of its pending entries (no
     /// document).
-    pub fn holds_synced_changes(&self, space: &SpaceId) -> Result<bool> {
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn holds_synced_changes(&self, space: &SpaceId) -> Result<bool> {
         let inner = &self.store.inner;
         inner.reading(|txn| {
             let records = txn.open_table(tables::RECORDS)?;
@@ -151,7 +154,8 @@ impl Inbox<'_> {
 
     /// Forgets the space's cursor, so the next connection bootstraps it again (after a
     /// repair: the relay could not vouch for it). Nothing else changes.
-    pub fn forget_cursor(&self, space: &SpaceId) -> Result<()> {
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn forget_cursor(&self, space: &SpaceId) -> Result<()> {
         self.store
             .inner
             .apply_incoming(Vec::new(), Origin::Remote, Some((space, None)))

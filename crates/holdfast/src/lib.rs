@@ -87,6 +87,10 @@
 //! # fn main() {}
 //! ```
 #![warn(missing_docs)]
+// The store's side of sync (taking outbox batches, applying pulled changes) is used only
+// by the sync worker, or by the simulation through `internals`: built with neither, it
+// is dead code by design.
+#![cfg_attr(not(any(feature = "sync", feature = "internals")), allow(dead_code))]
 
 mod apply;
 mod bundle;
@@ -111,7 +115,7 @@ mod schema;
 mod spaces;
 mod store;
 mod stored;
-#[doc(hidden)]
+#[cfg(feature = "internals")]
 pub mod stored_rows;
 mod subscribe;
 #[cfg(feature = "sync")]
@@ -131,7 +135,9 @@ pub use holdfast_protocol::{
     ChangeEntry, Cursor, DeviceId, EventId, RecordId, RecordState, SpaceId,
 };
 pub use inbox::Inbox;
-pub use outbox::{Outbox, OutboxEntry, PendingPush, SyncState, SyncSummary};
+#[cfg(feature = "internals")]
+pub use outbox::PendingPush;
+pub use outbox::{Outbox, OutboxEntry, SyncState, SyncSummary};
 pub use query::{Page, PageToken, Query};
 pub use record::Record;
 pub use schema::{Collection, Field, FieldKind, Schema, NAME_BYTES_MAX};

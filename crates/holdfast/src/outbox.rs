@@ -198,7 +198,8 @@ impl Outbox<'_> {
     /// The next entries to send, in outbox order, at most `entries_max` of them and at most
     /// `bytes_max` change bytes (always at least one entry if any is due). They are marked
     /// `Sending`. Permanently failed entries are skipped.
-    pub fn take_batch(&self, entries_max: usize, bytes_max: u64) -> Result<Vec<PendingPush>> {
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn take_batch(&self, entries_max: usize, bytes_max: u64) -> Result<Vec<PendingPush>> {
         self.store.inner.writable()?;
         // Sending is not kept across a crash anyway (open re-queues it).
         let batch = self.store.inner.writing(Durability::None, |txn| {
@@ -244,7 +245,8 @@ impl Outbox<'_> {
 
     /// The relay stored these entries durably (`(seq, relay_seq)` pairs): they leave the
     /// outbox and their records become `Synced` once nothing else is pending for them.
-    pub fn mark_acked(&self, acked: &[(u64, u64)]) -> Result<()> {
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn mark_acked(&self, acked: &[(u64, u64)]) -> Result<()> {
         self.store.inner.writing(Durability::Immediate, |txn| {
             {
                 let mut log = txn.open_table(tables::LOG)?;
@@ -266,7 +268,8 @@ impl Outbox<'_> {
 
     /// Sending `seq` failed. `reason` is shown to people; a `permanent` failure waits for the
     /// user, a retryable one goes out with the next batch.
-    pub fn mark_failed(&self, seq: u64, reason: &str, permanent: bool) -> Result<()> {
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn mark_failed(&self, seq: u64, reason: &str, permanent: bool) -> Result<()> {
         self.store.inner.writable()?;
         self.store.inner.writing(Durability::Immediate, |txn| {
             {
@@ -295,7 +298,8 @@ impl Outbox<'_> {
     }
 
     /// Puts every `Sending` entry back in the queue (after a disconnect). Returns how many.
-    pub fn requeue_sending(&self) -> Result<usize> {
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn requeue_sending(&self) -> Result<usize> {
         let seqs = self.index().matching(|s| *s == RowState::Sending);
         self.update(seqs, requeue)
     }

@@ -5,7 +5,7 @@
 //! metrics); [`Store::sync_once`] connects, pushes everything, pulls every space and
 //! returns a [`SyncReport`] before a deadline, for OS background tasks. The conversation's
 //! rules live in [`holdfast_protocol::ClientSession`]; this module carries out its
-//! effects: the [`driver`] keeps one connection's state without I/O (also driven by the
+//! effects: the `driver` keeps one connection's state without I/O (also driven by the
 //! deterministic simulation, `holdfast-sim`); `connection` gives it a socket and a
 //! blocking thread for redb and Automerge work; `repair` tracks repair conversations;
 //! `worker` reconnects by the policy in `reconnect` (shared with the simulation).
@@ -13,7 +13,10 @@
 mod backoff;
 mod config;
 mod connection;
+#[cfg(feature = "internals")]
 pub mod driver;
+#[cfg(not(feature = "internals"))]
+mod driver;
 mod metrics;
 mod reconnect;
 mod repair;
@@ -36,6 +39,7 @@ pub use config::{
     STOP_WAIT_MAX, TICK_INTERVAL,
 };
 pub use metrics::{Histogram, SyncMetrics, TIME_TO_SYNC_BOUNDS_MS};
+#[cfg(feature = "internals")]
 pub use reconnect::{Next, Reconnect};
 pub use status::{ConnectionState, SyncStatus};
 

@@ -151,6 +151,7 @@ pub struct Out {
 
 impl Out {
     /// Whether the call asked for nothing.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the simulation's
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
             && self.work.is_empty()
@@ -214,11 +215,13 @@ impl RelayDriver {
     }
 
     /// Whether a close was handed out: the driver ignores every later event.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the simulation's
     pub fn is_ended(&self) -> bool {
         self.ended
     }
 
     /// Pieces of work handed out whose [`Done`] has not come back.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the simulation's
     pub fn work_out(&self) -> usize {
         self.work_out
     }

@@ -730,7 +730,7 @@ async fn a_peer_past_the_ping_budget_is_closed_with_or_without_a_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_hold_every_operations_connection() {
-    let per_ip = holdfast_relay::http::HTTP_CONNECTIONS_PER_IP_MAX;
+    let per_ip = holdfast_relay::HTTP_CONNECTIONS_PER_IP_MAX;
     let relay = Relay::start(&["--http-header-timeout-secs", "30"]).await;
     let mut slow = Vec::new();
     for _ in 0..per_ip {

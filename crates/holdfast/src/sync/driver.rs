@@ -34,7 +34,8 @@ use super::config::TICK_INTERVAL;
 use super::metrics::Counters;
 use super::repair::Repairs;
 use super::SyncConfig;
-use crate::{Error, PendingPush, RecordId, SpaceId, Store, SyncSummary};
+use crate::outbox::PendingPush;
+use crate::{Error, RecordId, SpaceId, Store, SyncSummary};
 use job::{Apply, Work};
 use received::{Received, ReceivedQueue};
 
@@ -110,7 +111,9 @@ pub struct Lost {
 }
 
 impl Lost {
-    pub(crate) fn transient(reason: impl Into<String>) -> Self {
+    /// A loss that reconnecting may mend (a dropped socket, a relay that cannot be
+    /// reached).
+    pub fn transient(reason: impl Into<String>) -> Self {
         Lost {
             reason: reason.into(),
             permanent: false,
@@ -167,7 +170,8 @@ impl Out {
 /// A frame to send.
 #[derive(Debug)]
 pub struct Outgoing {
-    /// The frame.
+    /// The frame (the simulation reads it; the worker sends only the bytes).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub frame: Frame,
     /// Its encoding: what goes on the wire, in one binary message.
     pub bytes: Vec<u8>,

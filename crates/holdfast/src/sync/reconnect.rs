@@ -74,12 +74,6 @@ impl Reconnect {
         Next::Reconnect(delay.max(lost.retry_after.unwrap_or_default()))
     }
 
-    /// A connection attempt failed before any session (no network, no relay): the next
-    /// delay of the backoff.
-    pub fn on_unreachable(&mut self, random: u64) -> Duration {
-        self.backoff.next_delay(random)
-    }
-
     /// The user retried, resumed, or the worker waited out a pause: the backoff starts
     /// again from its shortest delay.
     pub fn user_acted(&mut self) {

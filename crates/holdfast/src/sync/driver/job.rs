@@ -1,7 +1,8 @@
 //! Store work a [`Driver`](super::Driver) asks for, and its results.
 
 use super::received::Received;
-use crate::{ApplySummary, PendingPush, RecordId, SpaceId, Store, SyncSummary};
+use crate::outbox::PendingPush;
+use crate::{ApplySummary, RecordId, SpaceId, Store, SyncSummary};
 use automerge::sync;
 
 /// A piece of store work (redb, Automerge) a [`Driver`](super::Driver) handed out. Run
