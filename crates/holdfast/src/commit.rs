@@ -405,7 +405,7 @@ impl Inner {
 
     fn write_group(&self, group: &[Staged]) -> Result<()> {
         use tables::{LOG_JOURNAL, LOG_OUTBOX, SLOT_META, SLOT_SNAPSHOT};
-        let txn = Guarded::new(self.db.begin_write()?);
+        let txn = Guarded::new(tables::begin_durable(&self.db)?);
         let mut detected = 0u64;
         let mut resolved = 0u64;
         {

@@ -32,7 +32,7 @@ impl Store {
         }
         damage::contained(|| {
             let mut db = Guarded::new(Database::open(path)?);
-            let txn = Guarded::new(db.begin_write()?);
+            let txn = Guarded::new(tables::begin_durable(&db)?);
             check_format(&txn)?;
             // Documents are only loaded and saved, never changed: the actor is never used.
             let actor = ActorId::random();

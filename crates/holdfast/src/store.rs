@@ -199,7 +199,7 @@ impl Store {
 
     fn open_db(db: Database, config: StoreConfig) -> Result<Store> {
         let db = Guarded::new(db);
-        let txn = Guarded::new(db.begin_write()?);
+        let txn = Guarded::new(tables::begin_durable(&db)?);
         tables::create_all(&txn)?;
         let (device, schema, read_only) = open_meta(&txn, &config.schema)?;
         let outbox = crate::outbox::open_index(&txn, read_only.is_none())?;

@@ -108,6 +108,16 @@ pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_SCHEMA: &str = "schema";
 pub(crate) const META_LAST_SYNCED: &str = "last_synced_ms";
 
+/// Begins a write transaction whose commit returns only once it is on disk
+/// (`Durability::Immediate`, set here rather than inherited from redb's default, which a
+/// redb release could change). Every write transaction of the store that must survive a
+/// crash begins here; the outbox's `Inner::writing` names its durability at each call.
+pub(crate) fn begin_durable(db: &redb::Database) -> Result<redb::WriteTransaction> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    Ok(txn)
+}
+
 /// Creates every table, so read transactions never meet a missing one.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(META)?;

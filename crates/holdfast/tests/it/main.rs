@@ -6,6 +6,7 @@ mod bad_input;
 mod crash;
 mod damage;
 mod disk_failure;
+mod durability;
 mod inbox;
 mod merge;
 mod outbox;
