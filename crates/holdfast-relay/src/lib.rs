@@ -67,7 +67,6 @@
 #![warn(missing_docs)]
 
 pub mod auth;
-pub mod cli;
 pub mod config;
 mod error;
 pub mod fanout;

@@ -30,16 +30,16 @@ use holdfast_protocol::limits::{
 use holdfast_protocol::SpaceId;
 use thiserror::Error;
 
-use crate::auth::{mint_token, MintError, RoleClaim, TokenRequest};
-use crate::config::{
+use holdfast_relay::auth::{mint_token, MintError, RoleClaim, TokenRequest};
+use holdfast_relay::config::{
     ServerConfig, ServerLimits, TlsFiles, CONNECTIONS_MAX_DEFAULT, DATA_DEFAULT,
     HANDSHAKES_MAX_DEFAULT, HANDSHAKES_PER_IP_MAX_DEFAULT, HTTP_CONNECTIONS_MAX_DEFAULT,
     HTTP_DEFAULT, HTTP_HEADER_TIMEOUT_DEFAULT, LISTEN_DEFAULT, READ_BYTES_PER_SEC_DEFAULT,
     SECRET_FILE_DEFAULT, SEND_QUEUE_BYTES_MAX_DEFAULT, SEND_QUEUE_FRAMES_MAX_DEFAULT,
     SHUTDOWN_GRACE_DEFAULT, WRITE_TIMEOUT_DEFAULT,
 };
-use crate::secret::{Secret, SecretError};
-use crate::{RedbLogStore, StoreConfig, StoreError};
+use holdfast_relay::secret::{Secret, SecretError};
+use holdfast_relay::{RedbLogStore, StoreConfig, StoreError};
 
 #[cfg(test)]
 mod tests;
@@ -167,24 +167,23 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The server configuration these flags describe.
     pub fn config(&self) -> ServerConfig {
-        let limits = ServerLimits {
-            connections_max: self.max_connections,
-            handshakes_max: self.max_handshakes,
-            handshakes_per_ip_max: self.max_handshakes_per_ip,
-            write_timeout: Duration::from_secs(self.write_timeout_secs),
-            http_connections_max: self.http_max_connections,
-            http_header_timeout: Duration::from_secs(self.http_header_timeout_secs),
-            frame_bytes_max: self.max_frame_bytes,
-            push_rate_per_sec: self.push_rate,
-            push_burst: self.push_burst,
-            pings_per_sec_max: self.max_pings_per_sec,
-            read_bytes_per_sec: self.max_read_bytes_per_sec,
-            send_queue_frames_max: self.send_queue_frames,
-            send_queue_bytes_max: self.send_queue_bytes,
-            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
-            keepalive_interval: Duration::from_secs(self.keepalive_secs),
-            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
-        };
+        let mut limits = ServerLimits::default();
+        limits.connections_max = self.max_connections;
+        limits.handshakes_max = self.max_handshakes;
+        limits.handshakes_per_ip_max = self.max_handshakes_per_ip;
+        limits.write_timeout = Duration::from_secs(self.write_timeout_secs);
+        limits.http_connections_max = self.http_max_connections;
+        limits.http_header_timeout = Duration::from_secs(self.http_header_timeout_secs);
+        limits.frame_bytes_max = self.max_frame_bytes;
+        limits.push_rate_per_sec = self.push_rate;
+        limits.push_burst = self.push_burst;
+        limits.pings_per_sec_max = self.max_pings_per_sec;
+        limits.read_bytes_per_sec = self.max_read_bytes_per_sec;
+        limits.send_queue_frames_max = self.send_queue_frames;
+        limits.send_queue_bytes_max = self.send_queue_bytes;
+        limits.idle_timeout = Duration::from_secs(self.idle_timeout_secs);
+        limits.keepalive_interval = Duration::from_secs(self.keepalive_secs);
+        limits.handshake_timeout = Duration::from_secs(self.handshake_timeout_secs);
         let mut config = ServerConfig::new();
         config.listen = self.listen;
         config.http = self.http;

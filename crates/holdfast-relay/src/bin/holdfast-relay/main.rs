@@ -5,9 +5,11 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod cli;
+
 use anyhow::Context;
 use clap::Parser;
-use holdfast_relay::cli::{Cli, Command};
+use cli::{Cli, Command};
 use holdfast_relay::{Server, ServerConfig, ShutdownSignal};
 use tracing_subscriber::EnvFilter;
 
