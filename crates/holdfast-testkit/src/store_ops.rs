@@ -332,8 +332,13 @@ impl Run {
                 self.acked += 1;
             }
             Err(e) => {
+                // The disk's own error, also behind a failed commit: never damage or a bug.
+                let cause = match &e {
+                    Error::CommitFailed(c) => c.cause(),
+                    e => e,
+                };
                 assert!(
-                    matches!(e, Error::Storage(_) | Error::CommitFailed(_)),
+                    matches!(cause, Error::Storage(_)),
                     "{op:?} failed with an error that is not the disk's: {e}"
                 );
                 assert!(

@@ -23,7 +23,7 @@ use redb::{ReadableTable, WriteTransaction};
 use crate::cache::Entry;
 use crate::damage::Guarded;
 use crate::doc::{View, STATE_FIELD};
-use crate::error::{Error, Result};
+use crate::error::{CommitError, Error, Result};
 use crate::lock::lock;
 use crate::schema::FieldKind;
 use crate::store::{Inner, State};
@@ -99,7 +99,7 @@ enum StagedLog {
 /// A staged write waiting to become durable.
 pub(crate) struct Pending {
     staged: Mutex<Option<Staged>>,
-    done: Mutex<Option<Result<(), String>>>,
+    done: Mutex<Option<Result<(), CommitError>>>,
     cv: Condvar,
 }
 
@@ -107,11 +107,11 @@ pub(crate) struct Pending {
 const LEADER_WAIT: Duration = Duration::from_millis(5);
 
 impl Pending {
-    fn take_done(&self) -> Option<Result<(), String>> {
+    fn take_done(&self) -> Option<Result<(), CommitError>> {
         lock(&self.done).take()
     }
 
-    fn finish(&self, result: Result<(), String>) {
+    fn finish(&self, result: Result<(), CommitError>) {
         *lock(&self.done) = Some(result);
         self.cv.notify_all();
     }
@@ -349,7 +349,8 @@ impl Inner {
             .iter()
             .filter_map(|p| lock(&p.staged).take())
             .collect();
-        let result = crate::damage::contained(|| self.write_group(&staged));
+        // Shared: every write of the group, and every one queued after it, fails with it.
+        let result = crate::damage::contained(|| self.write_group(&staged)).map_err(Arc::new);
         let mut failed_later = Vec::new();
         {
             let mut st = lock(&self.state);
@@ -368,13 +369,13 @@ impl Inner {
                         }
                     }
                 }
-                Err(_) => {
+                Err(cause) => {
                     failed_later = std::mem::take(&mut st.queue);
                     let later = failed_later.iter().filter_map(|p| lock(&p.staged).take());
                     for s in staged.iter().chain(later.collect::<Vec<_>>().iter()) {
                         for r in &s.records {
                             match st.out.get_mut(&r.id) {
-                                Some(out) => out.failed = true,
+                                Some(out) => out.failed = Some(cause.clone()),
                                 None => st.cache.forget(&r.id),
                             }
                         }
@@ -382,8 +383,7 @@ impl Inner {
                 }
             }
         }
-        let outcome = result.map_err(|e| e.to_string());
-        if outcome.is_ok() {
+        if result.is_ok() {
             let queued = staged
                 .iter()
                 .flat_map(|s| &s.records)
@@ -395,11 +395,12 @@ impl Inner {
             }
         }
         for p in batch.iter().chain(&failed_later) {
-            let result = match (&outcome, failed_later.iter().any(|f| Arc::ptr_eq(f, p))) {
-                (Err(e), true) => Err(format!("an earlier write failed: {e}")),
-                (o, _) => o.clone(),
-            };
-            p.finish(result);
+            let later = failed_later.iter().any(|f| Arc::ptr_eq(f, p));
+            p.finish(match &result {
+                Ok(()) => Ok(()),
+                Err(cause) if later => Err(CommitError::Earlier(cause.clone())),
+                Err(cause) => Err(CommitError::Group(cause.clone())),
+            });
         }
     }
 

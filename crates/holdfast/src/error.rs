@@ -1,5 +1,8 @@
 //! Errors: one enum per family of operations, and the umbrella [`Error`].
 
+use std::io;
+use std::sync::Arc;
+
 use crate::value::ScalarType;
 use crate::RecordId;
 
@@ -80,6 +83,10 @@ pub enum BundleError {
         /// The limit.
         limit: u64,
     },
+    /// Nothing of the import could be applied: the records it would have changed were
+    /// refused, listed with why.
+    #[error(transparent)]
+    Refused(crate::bundle::ImportRefused),
 }
 
 /// Why a store refuses writes.
@@ -152,6 +159,11 @@ pub enum Error {
     /// page: the file is damaged.
     #[error("the database file is damaged: {0}")]
     Corrupt(String),
+    /// An operation on a record's document failed that cannot fail on a sound document and
+    /// valid input: a bug in Holdfast (or Automerge), not damage and not the app's mistake.
+    /// Nothing was written.
+    #[error("internal error (a bug in Holdfast; nothing was saved): {0}")]
+    Internal(String),
     /// A single-record write ([`Store::update`](crate::Store::update)) tried to create or
     /// change another record.
     #[error("this write may only change record {only}; use Store::write to change several records or create one")]
@@ -174,9 +186,12 @@ pub enum Error {
         /// The newest format this library reads.
         supported: u32,
     },
-    /// A group commit this write belonged to failed; the write did not happen.
+    /// The write was not saved: the group commit it belonged to failed, or one staged
+    /// before it did. [`CommitError::cause`] is why: a full disk
+    /// ([`Error::is_disk_full`]), another I/O error ([`Error::io_kind`]), a damaged file
+    /// ([`Error::is_damaged`]).
     #[error("the write was not saved: {0}")]
-    CommitFailed(String),
+    CommitFailed(CommitError),
     /// The file does not exist or holds no Holdfast store.
     #[error("{0} is not a Holdfast store (create one with the app, or `holdfast init`)")]
     NotAStore(String),
@@ -213,11 +228,80 @@ storage_from!(
     redb::SetDurabilityError
 );
 
+/// An Automerge error from an operation on a document in memory (a put, a splice, a fork):
+/// the input was checked first, so it is a bug. Stored bytes that fail to load are mapped to
+/// [`Error::Corrupt`] where they are loaded (`store::document`), received ones to
+/// [`Error::Remote`] or a refusal.
 impl From<automerge::AutomergeError> for Error {
     fn from(e: automerge::AutomergeError) -> Self {
-        Error::Corrupt(format!("document: {e}"))
+        Error::Internal(format!("document operation: {e}"))
+    }
+}
+
+/// Why a write was not saved: the cause of [`Error::CommitFailed`]. The error is shared
+/// (an `Arc`) because a group commit fails every write it holds with the one cause, as
+/// redb's `CommitError` carries its `StorageError`.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The group commit that held this write failed with this error.
+    #[error("{0}")]
+    Group(Arc<Error>),
+    /// A write staged before this one failed with this error; this one built on it (the
+    /// same record, or later in the queue) and was dropped with it.
+    #[error("an earlier write failed: {0}")]
+    Earlier(Arc<Error>),
+}
+
+impl CommitError {
+    /// The error the commit failed with.
+    pub fn cause(&self) -> &Error {
+        match self {
+            CommitError::Group(e) | CommitError::Earlier(e) => e,
+        }
+    }
+}
+
+impl Error {
+    /// The error itself, or for [`Error::CommitFailed`] the error the commit failed with.
+    fn root(&self) -> &Error {
+        match self {
+            Error::CommitFailed(c) => c.cause().root(),
+            e => e,
+        }
+    }
+
+    /// The kind of the I/O error behind this error, also through a failed commit.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self.root() {
+            Error::Storage(redb::Error::Io(e)) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
+    /// Whether the disk (or the user's quota) is full: nothing is damaged, and the write
+    /// can be retried once there is space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self.io_kind(),
+            Some(io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        )
+    }
+
+    /// Whether the database file is damaged ([`Error::Corrupt`]), also when a commit met
+    /// the damage.
+    pub fn is_damaged(&self) -> bool {
+        matches!(self.root(), Error::Corrupt(_))
+    }
+
+    /// Whether this is a bug in Holdfast ([`Error::Internal`]), also behind a commit.
+    pub fn is_bug(&self) -> bool {
+        matches!(self.root(), Error::Internal(_))
     }
 }
 
 /// Shorthand for `Result<T, holdfast::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -130,7 +130,7 @@ pub use check::CheckReport;
 pub use commit::COMPACT_TAIL_BYTES_MIN;
 pub use conflict::{Conflict, ConflictCounts};
 pub use doc::{Candidate, FieldValue, STATE_FIELD};
-pub use error::{BundleError, Error, ReadOnlyReason, Result, SchemaError};
+pub use error::{BundleError, CommitError, Error, ReadOnlyReason, Result, SchemaError};
 pub use holdfast_protocol::{
     ChangeEntry, Cursor, DeviceId, EventId, RecordId, RecordState, SpaceId,
 };

@@ -149,9 +149,9 @@ pub(crate) struct Out {
     /// Its staged writes that became durable, and the heads they left.
     pub committed: u32,
     pub heads: Option<Vec<automerge::ChangeHash>>,
-    /// A group holding one of its staged writes failed: the document is not what is on
-    /// disk, so it must not come back.
-    pub failed: bool,
+    /// A group holding one of its staged writes failed (with this error): the document is
+    /// not what is on disk, so it must not come back.
+    pub failed: Option<Arc<Error>>,
 }
 
 thread_local! {
@@ -448,7 +448,7 @@ impl Inner {
     pub(crate) fn check_in(&self, st: &mut State, id: RecordId, mut entry: Entry) -> bool {
         let out = st.out.remove(&id).unwrap_or_default();
         self.returned.notify_all();
-        if out.failed {
+        if out.failed.is_some() {
             return false;
         }
         entry.dirty -= out.committed;

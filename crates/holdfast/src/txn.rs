@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::commit::{Before, Changed, Pending, Staged};
 use crate::doc::{self, Candidate, FieldValue, View, DELETED, LIVE, STATE_FIELD};
-use crate::error::{Error, Result, SchemaError};
+use crate::error::{CommitError, Error, Result, SchemaError};
 use crate::record::Record;
 use crate::schema::{Field, FieldKind};
 use crate::store::{Inner, State};
@@ -460,10 +460,10 @@ impl<'s> Tx<'s> {
             .prepare_record(changed, Origin::Local, self.now_ms);
         let mut st = crate::lock::lock(&self.inner.state);
         let changed = prepared.changed();
-        if changed && st.out.get(&id).is_some_and(|o| o.failed) {
+        let failed = st.out.get(&id).and_then(|o| o.failed.clone());
+        if let Some(cause) = failed.filter(|_| changed) {
             self.inner.check_in(&mut st, id, prepared.entry);
-            let why = "an earlier write to this record failed";
-            return Err(Error::CommitFailed(why.into()));
+            return Err(Error::CommitFailed(CommitError::Earlier(cause)));
         }
         let mut staged = Staged::default();
         let entry = self.inner.install(&mut st, &mut staged, prepared);
