@@ -107,7 +107,8 @@ pub enum Command {
         after_help = "Examples:\n  holdfast sync --db notes.redb --relay ws://127.0.0.1:7700 --token $TOKEN --once\n  \
         holdfast sync --db notes.redb --relay wss://sync.example.com --token $TOKEN --deadline 600\n\n\
         Without --once it stays connected, printing each change of state, until Ctrl-C or \
-        the deadline. The spaces synced are those the store holds, and any --space given."
+        the deadline. The spaces synced are those the store holds, and any --space given; \
+        a new store with neither syncs the spaces its token names."
     )]
     Sync(SyncArgs),
     /// Check the integrity of the file and of every document and outbox entry.
@@ -272,7 +273,8 @@ pub struct SyncArgs {
     /// The token the relay's operator gave this device (`holdfast-relay token`).
     #[arg(long, value_name = "T", env = "HOLDFAST_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// A space to sync besides those the store holds (for a new device); repeatable.
+    /// A space to sync besides those the store holds; repeatable. A new store given none
+    /// syncs the spaces its token names.
     #[arg(long = "space", value_name = "S")]
     pub spaces: Vec<SpaceId>,
     /// Send and receive everything once, then exit.

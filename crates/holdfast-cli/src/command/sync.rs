@@ -1,6 +1,7 @@
 //! `sync`: the library's sync worker against a relay, once (`Store::sync_once`, with the
 //! outbox draining shown as it goes) or live (`Store::sync`, a line per change of state)
-//! until Ctrl-C or the deadline; a summary either way.
+//! until Ctrl-C or the deadline; a summary either way. A new store syncs the spaces its
+//! token names.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,8 @@ use crate::cli::SyncArgs;
 use crate::error::{Error, Result};
 use crate::json::{self, SyncRunJson};
 
+mod token;
+
 /// How long `sync --once` may take when no `--deadline` is given.
 pub const ONCE_DEADLINE_DEFAULT: Duration = Duration::from_secs(30);
 
@@ -23,17 +26,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `sync`.
 pub fn sync(store: &Store, args: &SyncArgs, out: &mut dyn Write) -> Result<()> {
-    let mut spaces: Vec<SpaceId> = store.spaces()?;
-    for space in &args.spaces {
-        if !spaces.contains(space) {
-            spaces.push(space.clone());
-        }
-    }
-    if spaces.is_empty() {
-        return Err(Error::input(
-            "this store holds no space yet: name the spaces to sync with --space S",
-        ));
-    }
+    let spaces = spaces(store, args, out)?;
     let config = SyncConfig::new(&args.relay, &args.token, spaces);
     let run = if args.once {
         once(store, config, args)?
@@ -62,6 +55,39 @@ pub fn sync(store: &Store, args: &SyncArgs, out: &mut dyn Write) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The spaces the store holds and those named with --space; for a new store with
+/// neither, the spaces the token names, said on the way (on standard error with --json,
+/// so standard output stays one JSON document).
+fn spaces(store: &Store, args: &SyncArgs, out: &mut dyn Write) -> Result<Vec<SpaceId>> {
+    let mut spaces: Vec<SpaceId> = store.spaces()?;
+    for space in &args.spaces {
+        if !spaces.contains(space) {
+            spaces.push(space.clone());
+        }
+    }
+    if !spaces.is_empty() {
+        return Ok(spaces);
+    }
+    let Some(spaces) = token::spaces(&args.token) else {
+        return Err(Error::input(
+            "this store holds no space yet and the token names none: name the spaces to \
+             sync with --space S",
+        ));
+    };
+    let names: Vec<&str> = spaces.iter().map(SpaceId::as_str).collect();
+    let line = format!(
+        "This store holds no space yet: syncing {} {} named by the token.",
+        if names.len() == 1 { "space" } else { "spaces" },
+        names.join(", ")
+    );
+    if args.json {
+        eprintln!("{line}");
+    } else {
+        say!(out, "{line}")?;
+    }
+    Ok(spaces)
 }
 
 /// `text` ending with a full stop.

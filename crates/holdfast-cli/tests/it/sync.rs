@@ -1,6 +1,7 @@
 //! `sync` against a real `holdfast-relay` process on 127.0.0.1: two devices' offline
 //! edits travel through it, a conflict is listed and resolved from the command line, a
-//! live run reports its states, and a bad token is refused in plain words.
+//! live run reports its states, a new device syncs the spaces its token names, and a bad
+//! token is refused in plain words.
 
 use holdfast_relay_harness::Relay;
 use serde_json::json;
@@ -39,14 +40,7 @@ fn offline_edits_sync_through_a_relay_and_a_conflict_is_settled() {
     let outbox = a.run(&["outbox", "--json"]).json();
     assert_eq!(outbox["entries"], json!([]));
 
-    // A new device names its space; afterwards the store knows it.
-    let message = b
-        .run(&["sync", "--relay", &relay.url(), "--token", &token, "--once"])
-        .fails();
-    assert_eq!(
-        message,
-        "this store holds no space yet: name the spaces to sync with --space S"
-    );
+    // A new device may name its space; afterwards the store knows it.
     let pulled = sync_once(&b, &relay, &token, &["--space", "team"]);
     // A new device may get record states (a bootstrap) rather than log entries.
     assert!(pulled["changes_applied"].as_u64().unwrap() >= 1, "{pulled}");
@@ -156,5 +150,56 @@ fn a_refused_token_is_reported_in_plain_words() {
     assert!(
         message.starts_with("the sync server address \"http://nowhere\""),
         "{message}"
+    );
+}
+
+#[test]
+fn a_new_device_syncs_the_spaces_its_token_names() {
+    let relay = Relay::start();
+    let token = relay.token(&["team:write", "handbook:write"]);
+    let a = Device::new();
+    let team = a.put("note", &["title=Plan"]);
+    let out = a
+        .run(&["put", "note", "--space", "handbook", "title=Rules"])
+        .ok();
+    let handbook = out.trim().to_owned();
+    sync_once(&a, &relay, &token, &[]);
+
+    // As a new user would: no --space on a new device.
+    let b = Device::new();
+    let url = relay.url();
+    let out = b
+        .run(&["sync", "--relay", &url, "--token", &token, "--once"])
+        .ok();
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("This store holds no space yet: syncing spaces handbook, team named by the token."),
+        "{out}"
+    );
+    assert!(lines.next().unwrap().starts_with("Synced after "), "{out}");
+    assert_eq!(field(&b.show(&team), "title"), "Plan");
+    assert_eq!(field(&b.show(&handbook), "title"), "Rules");
+
+    // With --json the notice goes to standard error; standard output stays JSON.
+    let c = Device::new();
+    let one = relay.token(&["team:read"]);
+    let run = c.run(&["sync", "--relay", &url, "--token", &one, "--once", "--json"]);
+    assert_eq!(run.json()["complete"], true);
+    assert_eq!(
+        run.stderr().trim_end(),
+        "This store holds no space yet: syncing space team named by the token."
+    );
+    assert_eq!(field(&c.show(&team), "title"), "Plan");
+
+    // A token that names no space leaves nothing to sync: said in plain words.
+    let d = Device::new();
+    let message = d
+        .run(&["sync", "--relay", &url, "--token", "not-a-jwt", "--once"])
+        .fails();
+    assert_eq!(
+        message,
+        "this store holds no space yet and the token names none: name the spaces to sync \
+         with --space S"
     );
 }
