@@ -10,15 +10,16 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use holdfast::{
     Notification, OutboxEntry, Query, RecordId, SpaceId, Store, Subscription, SyncStatus,
-    SyncSummary,
+    SyncSummary, STATE_FIELD,
 };
 
-pub use conflict::ConflictScreen;
+pub use conflict::{ConflictScreen, Deletion};
 pub use editor::{Editor, Focus};
 
 use crate::model::{self, Note, NOTE};
@@ -65,6 +66,11 @@ pub struct App {
     pub editor: Option<Editor>,
     /// The conflict being settled, while the conflict screen is up.
     pub conflict: Option<ConflictScreen>,
+    /// Notes deleted on one device while edited on another: hidden from the list until
+    /// the user restores them or confirms the delete.
+    pub deleted_conflicts: Vec<RecordId>,
+    /// The titles of notes that left the list (a deleted note can no longer be read).
+    titles_gone: HashMap<RecordId, String>,
     /// Outbox totals and the last sync the store recorded.
     pub summary: SyncSummary,
     /// The sync worker's status, when syncing with a relay.
@@ -110,6 +116,8 @@ impl App {
             selected: 0,
             editor: None,
             conflict: None,
+            deleted_conflicts: Vec::new(),
+            titles_gone: HashMap::new(),
             summary: SyncSummary::default(),
             status: None,
             outbox: Vec::new(),
@@ -233,8 +241,14 @@ impl App {
     }
 
     fn title_of(&self, id: RecordId) -> String {
-        let note = self.notes.iter().find(|n| n.id == id);
-        note.map_or("(untitled)", Note::display_title).to_owned()
+        match self.notes.iter().find(|n| n.id == id) {
+            Some(note) => note.display_title().to_owned(),
+            None => self
+                .titles_gone
+                .get(&id)
+                .map_or("(a note not seen here)", |t| model::display_title(t))
+                .to_owned(),
+        }
     }
 
     // ----- refreshing ---------------------------------------------------------------
@@ -270,8 +284,16 @@ impl App {
     /// Re-reads sync states, counts, the worker's status and (for the panel) the outbox.
     pub fn refresh(&mut self) -> anyhow::Result<()> {
         self.refreshed = Some(Instant::now());
+        if let Some(error) = self.link.as_mut().and_then(SyncLink::poll) {
+            self.message = Some(format!("The sync worker could not restart: {error}."));
+        }
         self.status = self.link.as_ref().map(SyncLink::status);
         self.summary = self.store.sync_summary()?;
+        let conflicts = self.store.conflicts()?.into_iter();
+        self.deleted_conflicts = conflicts
+            .filter(|c| c.field == STATE_FIELD)
+            .map(|c| c.record)
+            .collect();
         for note in &mut self.notes {
             note.sync = self.store.sync_state(note.id)?;
         }
@@ -322,6 +344,11 @@ impl App {
         for id in ids {
             notes.extend(Note::load(&self.store, id)?);
         }
+        for gone in &self.notes {
+            if notes.binary_search_by_key(&gone.id, |n| n.id).is_err() {
+                self.titles_gone.insert(gone.id, gone.title.clone());
+            }
+        }
         self.notes = notes;
         self.select(0);
         if let Some(id) = self.editor.as_ref().map(|e| e.note.id) {
@@ -341,7 +368,8 @@ impl App {
             (Some(note), Ok(i)) => self.notes[i] = note,
             (Some(note), Err(i)) => self.notes.insert(i, note),
             (None, Ok(i)) => {
-                self.notes.remove(i);
+                let gone = self.notes.remove(i);
+                self.titles_gone.insert(id, gone.title);
                 self.select(0);
             }
             (None, Err(_)) => {}

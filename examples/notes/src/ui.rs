@@ -95,6 +95,10 @@ pub fn connection(app: &App) -> String {
     if link.simulated_offline() {
         return "Offline (simulated)".into();
     }
+    if link.switching() {
+        // The simulated-offline worker is still stopping.
+        return "Connecting…".into();
+    }
     match &status.connection {
         ConnectionState::Offline { .. } => "Offline".into(),
         ConnectionState::Connecting => "Connecting…".into(),
@@ -157,9 +161,12 @@ pub fn keys(app: &App) -> String {
                 "{field}Tab next field · Esc back · Ctrl-S sync panel · Ctrl-R retry · Ctrl-Q quit"
             )
         }
-        Screen::Conflict => match app.conflict.as_ref().and_then(|c| c.input.as_ref()) {
-            Some(_) => "Enter save · Esc cancel".into(),
-            None => "m keep mine · t use theirs · e edit · Esc decide later".into(),
+        Screen::Conflict => match app.conflict.as_ref() {
+            Some(c) if c.deletion.is_some() => {
+                "r restore with the edit · d delete · Esc decide later".into()
+            }
+            Some(c) if c.input.is_some() => "Enter save · Esc cancel".into(),
+            _ => "m keep mine · t use theirs · e edit · Esc decide later".into(),
         },
         Screen::Sync => {
             "p pause/resume · o simulate offline · r retry now · ↑/↓ scroll · Esc back".into()

@@ -1,8 +1,10 @@
 //! The conflict screen: a note's status was changed on two devices at once, and the user
-//! keeps their version, takes the latest other one, or types a new value.
+//! keeps their version, takes the latest other one, or types a new value; or a note was
+//! deleted on one device while edited on another, and the user restores it with the edit
+//! or confirms the delete (the two answers the store takes for its `_state`).
 
 use anyhow::Context;
-use holdfast::{Candidate, RecordId, Resolution, Value};
+use holdfast::{Candidate, RecordId, Resolution, Value, STATE_FIELD};
 
 use super::{App, Screen};
 use crate::model::{self, Note, Status};
@@ -24,7 +26,34 @@ pub struct ConflictScreen {
     pub input: Option<String>,
     /// Why the last choice could not be made.
     pub error: Option<String>,
+    /// For a note deleted on one device while edited on another: who did which. The
+    /// status fields above are then empty.
+    pub deletion: Option<Deletion>,
 }
+
+/// A delete that met an edit its device had not seen: the note stays hidden, the edit
+/// kept, until the user restores the note or confirms the delete.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deletion {
+    /// The deletes, oldest first.
+    pub deletes: Vec<Candidate>,
+    /// The edits the deleting device had not seen, oldest first.
+    pub edits: Vec<Candidate>,
+}
+
+impl Deletion {
+    /// Splits the store's candidates for `_state`; `None` when there is no conflict.
+    fn new(mut candidates: Vec<Candidate>) -> Option<Deletion> {
+        candidates.sort_by_key(|c| c.at_ms);
+        let (deletes, edits): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|c| c.value.as_str() == Some(DELETED));
+        (!deletes.is_empty() && !edits.is_empty()).then_some(Deletion { deletes, edits })
+    }
+}
+
+/// The value of `_state` for a deleted record (the other is "live").
+const DELETED: &str = "deleted";
 
 impl ConflictScreen {
     fn new(note: &Note, candidates: &[Candidate]) -> ConflictScreen {
@@ -43,6 +72,20 @@ impl ConflictScreen {
             versions: candidates.len(),
             input: None,
             error: None,
+            deletion: None,
+        }
+    }
+
+    fn deleted(id: RecordId, title: String, deletion: Deletion) -> ConflictScreen {
+        ConflictScreen {
+            id,
+            title,
+            mine: None,
+            theirs: None,
+            versions: deletion.deletes.len() + deletion.edits.len(),
+            input: None,
+            error: None,
+            deletion: Some(deletion),
         }
     }
 }
@@ -56,6 +99,10 @@ pub enum Choice {
     UseTheirs,
     /// Write this value.
     Value(String),
+    /// Bring a deleted note back, with the edit made meanwhile.
+    Restore,
+    /// Confirm the delete (the edit goes with the note).
+    Delete,
 }
 
 impl App {
@@ -75,12 +122,31 @@ impl App {
         Ok(())
     }
 
-    /// Opens the conflict of the selected note, or else of the first note with one.
+    /// Opens the delete/edit conflict of note `id`.
+    pub fn open_deleted_conflict(&mut self, id: RecordId) -> anyhow::Result<()> {
+        let candidates = self.store.candidates(id, STATE_FIELD)?;
+        let Some(deletion) = Deletion::new(candidates) else {
+            self.message = Some("This note has no delete to settle.".into());
+            return Ok(());
+        };
+        self.conflict = Some(ConflictScreen::deleted(id, self.title_of(id), deletion));
+        if self.screen != Screen::Conflict {
+            self.back = self.screen;
+        }
+        self.screen = Screen::Conflict;
+        Ok(())
+    }
+
+    /// Opens the conflict of the selected note, or else of the first note with one, or
+    /// else the first note deleted on one device while edited on another.
     pub fn open_any_conflict(&mut self) -> anyhow::Result<()> {
         let selected = self.selected_note().filter(|n| n.status.is_conflict());
         let first = || self.notes.iter().find(|n| n.status.is_conflict());
-        match selected.or_else(first).map(|n| n.id) {
-            Some(id) => self.open_conflict(id),
+        if let Some(id) = selected.or_else(first).map(|n| n.id) {
+            return self.open_conflict(id);
+        }
+        match self.deleted_conflicts.first() {
+            Some(&id) => self.open_deleted_conflict(id),
             None => {
                 self.message = Some("No note has a conflict to settle.".into());
                 Ok(())
@@ -102,6 +168,9 @@ impl App {
             return Ok(());
         };
         let id = conflict.id;
+        if conflict.deletion.is_some() {
+            return self.settle_deletion(choice);
+        }
         let (resolution, value) = match choice {
             Choice::KeepMine => match &conflict.mine {
                 Some(c) => (Resolution::KeepMine, c.value.clone()),
@@ -128,6 +197,7 @@ impl App {
                 let value = Value::String(typed);
                 (Resolution::Value(value.clone()), value)
             }
+            Choice::Restore | Choice::Delete => return Ok(()),
         };
         self.store
             .resolve(id, "status", resolution)
@@ -141,6 +211,34 @@ impl App {
         self.reload_note(id)
     }
 
+    /// Restores the note on screen or confirms its delete, and goes back.
+    fn settle_deletion(&mut self, choice: Choice) -> anyhow::Result<()> {
+        let Some(conflict) = &self.conflict else {
+            return Ok(());
+        };
+        let (id, title) = (conflict.id, conflict.title.clone());
+        let (state, message) = match choice {
+            Choice::Restore => (
+                "live",
+                format!("Restored \"{title}\" with the edit made meanwhile."),
+            ),
+            Choice::Delete => (
+                DELETED,
+                format!("Deleted \"{title}\"; other devices delete it when they sync."),
+            ),
+            _ => return Ok(()),
+        };
+        let resolution = Resolution::Value(Value::String(state.into()));
+        self.store
+            .resolve(id, STATE_FIELD, resolution)
+            .context("The choice could not be saved")?;
+        self.conflict = None;
+        self.go_back(self.back);
+        self.message = Some(message);
+        self.reload_note(id)?;
+        self.refresh()
+    }
+
     /// Leaves the conflict for later.
     pub fn close_conflict(&mut self) {
         self.conflict = None;
@@ -149,6 +247,17 @@ impl App {
 
     /// Takes in the conflict as the store has it now: settled elsewhere, it closes.
     pub(super) fn reload_conflict(&mut self, id: RecordId) -> anyhow::Result<()> {
+        if self.conflict.as_ref().is_some_and(|c| c.deletion.is_some()) {
+            let candidates = self.store.candidates(id, STATE_FIELD)?;
+            match Deletion::new(candidates) {
+                Some(deletion) => {
+                    let title = self.title_of(id);
+                    self.conflict = Some(ConflictScreen::deleted(id, title, deletion));
+                }
+                None => self.conflict_settled_elsewhere("delete"),
+            }
+            return Ok(());
+        }
         let note = Note::load(&self.store, id)?;
         match note.as_ref().map(|n| (n, &n.status)) {
             Some((note, Status::Conflict(candidates))) => {
@@ -157,15 +266,18 @@ impl App {
                 screen.input = input;
                 self.conflict = Some(screen);
             }
-            _ => {
-                self.conflict = None;
-                if self.screen == Screen::Conflict {
-                    self.go_back(self.back);
-                    self.message =
-                        Some("The status conflict was settled on another device.".into());
-                }
-            }
+            _ => self.conflict_settled_elsewhere("status"),
         }
         Ok(())
+    }
+
+    fn conflict_settled_elsewhere(&mut self, what: &str) {
+        self.conflict = None;
+        if self.screen == Screen::Conflict {
+            self.go_back(self.back);
+            self.message = Some(format!(
+                "The {what} conflict was settled on another device."
+            ));
+        }
     }
 }

@@ -149,6 +149,15 @@ impl App {
             }
             return Ok(());
         }
+        if conflict.deletion.is_some() {
+            match key.code {
+                KeyCode::Char('r') => self.resolve_conflict(Choice::Restore)?,
+                KeyCode::Char('d') => self.resolve_conflict(Choice::Delete)?,
+                KeyCode::Esc => self.close_conflict(),
+                _ => {}
+            }
+            return Ok(());
+        }
         match key.code {
             KeyCode::Char('m') => self.resolve_conflict(Choice::KeepMine)?,
             KeyCode::Char('t') => self.resolve_conflict(Choice::UseTheirs)?,

@@ -8,7 +8,9 @@ use ratatui::crossterm::event::KeyCode;
 use super::{App, Focus, Screen};
 use crate::model::{self, Status};
 use crate::sync_link::SyncLink;
-use crate::testing::{ctrl, press, render, status_conflict, team, type_keys, Device};
+use crate::testing::{
+    ctrl, delete_edit_conflict, press, render, status_conflict, team, type_keys, Device,
+};
 
 /// A new note on `app`'s device: title typed, then the body.
 fn write_note(app: &mut App, title: &str, body: &str) -> holdfast::RecordId {
@@ -364,6 +366,115 @@ fn the_sync_panel_without_a_relay_says_how_to_sync() {
     assert!(app.quit);
 }
 
+/// The delete/edit conflict screen of `app`, opened with "c" from the list.
+fn open_deletion(app: &mut App) -> super::Deletion {
+    app.refresh().unwrap();
+    press(app, KeyCode::Char('c'));
+    assert_eq!(app.screen, Screen::Conflict);
+    app.conflict.as_ref().unwrap().deletion.clone().unwrap()
+}
+
+#[test]
+fn a_note_deleted_here_and_edited_elsewhere_is_restored_with_the_edit() {
+    let (a, b) = (Device::new(), Device::new());
+    let mut app = a.app();
+    let id = write_note(&mut app, "Plan", "Ship");
+    press(&mut app, KeyCode::Esc);
+    b.receive(&a);
+    // Deleted here, in the app, while b adds to the body.
+    press(&mut app, KeyCode::Char('x'));
+    press(&mut app, KeyCode::Char('y'));
+    assert!(a.store.is_deleted(id).unwrap());
+    b.store
+        .update(id, |tx| tx.splice_text(id, "body", 4, 0, " on Friday"))
+        .unwrap();
+    a.receive(&b);
+    let screen = render(&mut app).join("\n");
+    assert!(app.notes.is_empty(), "hidden until the user chooses");
+    assert_eq!(app.deleted_conflicts, [id]);
+    assert!(
+        screen.contains("⚠ 1 note was deleted on one device and edited on another: press c"),
+        "{screen}"
+    );
+
+    let deletion = open_deletion(&mut app);
+    assert_eq!(app.conflict.as_ref().unwrap().title, "Plan");
+    let devices = |c: &[holdfast::Candidate]| -> Vec<_> { c.iter().map(|c| c.device).collect() };
+    assert_eq!(devices(&deletion.deletes), [Some(a.store.device_id())]);
+    assert!(deletion.deletes[0].mine);
+    assert_eq!(devices(&deletion.edits), [Some(b.store.device_id())]);
+    assert!(!deletion.edits[0].mine);
+    // The status choices are not offered; the store's two answers are.
+    press(&mut app, KeyCode::Char('m'));
+    assert_eq!(app.screen, Screen::Conflict);
+
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(app.screen, Screen::List);
+    assert_eq!(
+        app.message.as_deref(),
+        Some("Restored \"Plan\" with the edit made meanwhile.")
+    );
+    assert_eq!(app.notes.len(), 1);
+    assert_eq!(app.notes[0].body, "Ship on Friday");
+    assert!(app.deleted_conflicts.is_empty());
+    assert!(a.store.conflicts().unwrap().is_empty());
+    // The choice travels: the other device settles the same way.
+    b.receive(&a);
+    assert!(b.store.conflicts().unwrap().is_empty());
+    assert_eq!(b.body(id), "Ship on Friday");
+}
+
+#[test]
+fn a_note_edited_here_and_deleted_elsewhere_can_be_deleted_or_left_for_later() {
+    let (a, b, id) = delete_edit_conflict();
+    let mut app = b.app();
+    app.refresh().unwrap();
+    assert!(app.notes.is_empty());
+    let deletion = open_deletion(&mut app);
+    assert!(!deletion.deletes[0].mine, "deleted on the other device");
+    assert!(deletion.edits[0].mine, "edited here");
+    assert_eq!(
+        app.conflict.as_ref().unwrap().title,
+        "(a note not seen here)"
+    );
+
+    // Later: the conflict stays, and "c" finds it again.
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.screen, Screen::List);
+    assert_eq!(b.store.conflicts().unwrap().len(), 1);
+    open_deletion(&mut app);
+    press(&mut app, KeyCode::Char('d'));
+    assert_eq!(app.screen, Screen::List);
+    assert!(app.notes.is_empty());
+    assert!(b.store.conflicts().unwrap().is_empty());
+    assert!(b.store.is_deleted(id).unwrap());
+    a.receive(&b);
+    assert!(a.store.conflicts().unwrap().is_empty());
+    assert!(a.store.is_deleted(id).unwrap());
+}
+
+#[test]
+fn a_delete_settled_elsewhere_closes_the_conflict_screen() {
+    let (a, b, id) = delete_edit_conflict();
+    let mut app = b.app();
+    open_deletion(&mut app);
+    a.store
+        .resolve(
+            id,
+            holdfast::STATE_FIELD,
+            holdfast::Resolution::Value("live".into()),
+        )
+        .unwrap();
+    b.receive(&a);
+    render(&mut app);
+    assert_eq!(app.screen, Screen::List);
+    assert_eq!(
+        app.message.as_deref(),
+        Some("The delete conflict was settled on another device.")
+    );
+    assert_eq!(app.notes.len(), 1);
+}
+
 /// Refreshes `app` until `until` holds, for up to 60 s.
 fn wait(app: &mut App, what: &str, until: impl Fn(&App) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -457,4 +568,103 @@ fn two_apps_sync_through_a_relay_with_pause_offline_and_retry() {
             .first()
             .is_some_and(|n| n.body == "from a offline!")
     });
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A frozen relay (SIGSTOP), thawed when dropped so a failing test leaves none behind.
+struct Frozen(u32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+/// `len` characters no compressor shrinks much (seeded, so every run is the same).
+fn noise(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize] as char
+        })
+        .collect()
+}
+
+#[test]
+fn simulating_offline_returns_at_once_while_a_send_is_stalled() {
+    let relay = holdfast_relay_harness::Relay::start();
+    let token = relay.token(&["team:write"]);
+    let a = Device::new();
+    let link = SyncLink::start(&a.store, &relay.url(), &token, team()).unwrap();
+    let clock = Box::new(crate::testing::real_now);
+    let mut app = App::with_clock(a.store.clone(), team(), Some(link), clock).unwrap();
+    write_note(&mut app, "First", "sent");
+    wait(&mut app, "connected and idle", |app| {
+        app.summary.pending == 0
+            && app
+                .status
+                .as_ref()
+                .is_some_and(|s| s.connection == ConnectionState::Idle)
+    });
+
+    // The network stalls mid-send: the relay stops reading while the device pushes
+    // more than the sockets buffer, so the worker waits inside a send.
+    let frozen = Frozen(relay.pid());
+    signal(relay.pid(), "-STOP");
+    for i in 0..16 {
+        let title = noise(i + 1, 900_000);
+        a.store
+            .write(|tx| {
+                let id = tx.create(model::NOTE, &team())?;
+                tx.set(id, "title", title.as_str())
+            })
+            .unwrap();
+    }
+    wait(&mut app, "the pushes under way", |app| {
+        app.status
+            .as_ref()
+            .is_some_and(|s| s.connection == ConnectionState::Syncing)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Stopping that worker takes up to holdfast's STOP_WAIT_MAX (10 s); the key does not.
+    app.handle_key(ctrl('s'));
+    let pressed = Instant::now();
+    press(&mut app, KeyCode::Char('o'));
+    let took = pressed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the switch blocked the UI for {took:?}"
+    );
+    assert!(app.link().unwrap().simulated_offline());
+    let screen = render(&mut app).join("\n");
+    assert!(screen.contains("Offline (simulated)"), "{screen}");
+    let worker_stopping = app.link().unwrap().switching();
+
+    // The network comes back; so does the device, and everything queued goes out.
+    drop(frozen);
+    let pressed = Instant::now();
+    press(&mut app, KeyCode::Char('o'));
+    assert!(pressed.elapsed() < Duration::from_secs(2));
+    assert!(!app.link().unwrap().simulated_offline());
+    wait(&mut app, "the queue sent", |app| {
+        app.summary.pending == 0 && !app.link().unwrap().switching()
+    });
+    assert_eq!(app.notes.len(), 17);
+    assert!(
+        worker_stopping,
+        "the stalled worker was still stopping when the key returned"
+    );
 }

@@ -1,5 +1,5 @@
-//! The conflict screen: "Your version" and "Latest version" of a note's status, and what
-//! each key does, in plain words.
+//! The conflict screen: "Your version" and "Latest version" of a note's status, or who
+//! deleted a note and who edited it meanwhile, and what each key does, in plain words.
 
 use holdfast::Candidate;
 use ratatui::layout::{Position, Rect};
@@ -8,13 +8,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::app::App;
+use crate::app::{App, ConflictScreen, Deletion};
 use crate::model;
 
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let Some(conflict) = &app.conflict else {
         return;
     };
+    if let Some(deletion) = &conflict.deletion {
+        return draw_deletion(frame, app, conflict, deletion, area);
+    }
     let now = app.now_ms();
     let version = |label: &str, c: &Option<Candidate>, whose: &str| -> Line<'static> {
         match c {
@@ -101,4 +104,59 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
                 .min(inner.height.saturating_sub(1));
         frame.set_cursor_position(Position::new(x, y));
     }
+}
+
+/// A note deleted on one device while edited on another.
+fn draw_deletion(
+    frame: &mut Frame<'_>,
+    app: &App,
+    conflict: &ConflictScreen,
+    deletion: &Deletion,
+    area: Rect,
+) {
+    let now = app.now_ms();
+    let who = |c: &Candidate| -> String {
+        let device = match (c.mine, &c.device) {
+            (true, _) => "on this device".to_owned(),
+            (false, Some(d)) => {
+                let d = d.to_string();
+                format!("on another device ({})", &d[..d.len().min(8)])
+            }
+            (false, None) => "by another program".to_owned(),
+        };
+        format!("{device}, {}", model::ago(now, c.at_ms))
+    };
+    let row = |label: &str, c: &Candidate| {
+        Line::from(vec![
+            Span::raw(format!("  {label:<10}")).bold(),
+            Span::raw(who(c)).fg(Color::Yellow),
+        ])
+    };
+    let mut lines = vec![
+        Line::from(format!(
+            "\"{}\" was deleted on one device while it was being edited on another.",
+            conflict.title
+        )),
+        Line::from("The note is hidden until you choose; the edit is kept until then."),
+        Line::from(""),
+    ];
+    lines.extend(deletion.deletes.iter().map(|c| row("Deleted", c)));
+    lines.extend(deletion.edits.iter().map(|c| row("Edited", c)));
+    lines.extend([
+        Line::from(""),
+        Line::from("  r  Restore: bring the note back, with the edit"),
+        Line::from("  d  Delete: confirm the delete (the edit goes with the note)"),
+        Line::from("  Esc  Decide later (the note stays hidden until then)"),
+    ]);
+    if let Some(error) = &conflict.error {
+        lines.push(Line::from(""));
+        lines.push(Line::from(error.clone()).fg(Color::Red));
+    }
+    let block = Block::bordered()
+        .title(" Deleted and edited ")
+        .border_style(Style::new().fg(Color::Magenta));
+    let text = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false });
+    frame.render_widget(text, area);
 }

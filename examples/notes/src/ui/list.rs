@@ -1,4 +1,5 @@
-//! The list of notes: sync indicator, status (or its conflict), title and tags.
+//! The list of notes: sync indicator, status (or its conflict), title and tags; below,
+//! how many notes were deleted on one device while edited on another.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -10,7 +11,10 @@ use crate::app::App;
 use crate::model::{Note, Status};
 
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let block = Block::bordered().title(" Notes ");
+    let mut block = Block::bordered().title(" Notes ");
+    if let Some(hidden) = deleted_and_edited(app.deleted_conflicts.len()) {
+        block = block.title_bottom(Line::from(hidden).fg(Color::Magenta));
+    }
     if app.notes.is_empty() {
         let text = Paragraph::new("No notes yet. Press n to write one.").block(block);
         frame.render_widget(text, area);
@@ -39,4 +43,16 @@ fn row(note: &Note) -> ListItem<'_> {
         Span::raw(note.display_title().to_owned()).bold(),
         Span::raw(tags).fg(Color::Blue),
     ]))
+}
+
+/// "⚠ 2 notes were deleted on one device and edited on another: press c".
+fn deleted_and_edited(n: usize) -> Option<String> {
+    let what = match n {
+        0 => return None,
+        1 => "1 note was".to_owned(),
+        n => format!("{n} notes were"),
+    };
+    Some(format!(
+        " ⚠ {what} deleted on one device and edited on another: press c "
+    ))
 }

@@ -3,7 +3,9 @@
 use ratatui::crossterm::event::KeyCode;
 
 use crate::app::{App, Screen};
-use crate::testing::{ctrl, press, render, status_conflict, type_keys, Device};
+use crate::testing::{
+    ctrl, delete_edit_conflict, press, render, status_conflict, type_keys, Device,
+};
 
 fn screen_has(screen: &[String], text: &str) -> bool {
     screen.iter().any(|row| row.contains(text))
@@ -226,6 +228,42 @@ fn the_conflict_screen_speaks_plainly() {
             "Enter save · Esc cancel",
         ],
     );
+}
+
+#[test]
+fn the_conflict_screen_says_who_deleted_and_who_edited() {
+    let (a, b, _id) = delete_edit_conflict();
+    for (device, deleted, edited) in [
+        (&a, "on this device", "on another device"),
+        (&b, "on another device", "on this device"),
+    ] {
+        let mut app = device.app();
+        assert_shows(
+            &mut app,
+            &["⚠ 1 note was deleted on one device and edited on another: press c"],
+        );
+        press(&mut app, KeyCode::Char('c'));
+        let screen = render(&mut app);
+        let row = |label: &str| {
+            let row = screen.iter().find(|r| r.contains(label));
+            row.unwrap_or_else(|| panic!("no {label:?} in:\n{}", screen.join("\n")))
+                .clone()
+        };
+        assert!(row("Deleted   ").contains(deleted), "{}", screen.join("\n"));
+        assert!(row("Edited    ").contains(edited), "{}", screen.join("\n"));
+        assert_shows(
+            &mut app,
+            &[
+                "was deleted on one device while it was being edited on another.",
+                "The note is hidden until you choose; the edit is kept until then.",
+                "r  Restore: bring the note back, with the edit",
+                "d  Delete: confirm the delete (the edit goes with the note)",
+                "Esc  Decide later (the note stays hidden until then)",
+                "r restore with the edit · d delete · Esc decide later",
+            ],
+        );
+        assert_hides(&mut app, &["Keep mine", "Use theirs"]);
+    }
 }
 
 #[test]
