@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::{ApplySummary, Incoming};
 use crate::error::{BundleError, Result};
+use crate::limits::BUNDLE_BYTES_MAX;
 use crate::store::load_entry;
 use crate::subscribe::Origin;
 use crate::tables::{self, JournalRow};
@@ -23,8 +24,6 @@ const MAGIC: &[u8; 8] = b"HOLDFAST";
 /// The bundle format this code writes and reads.
 pub const BUNDLE_FORMAT: u8 = 1;
 const FLAG_ZSTD: u8 = 1;
-/// The largest bundle body accepted once decompressed.
-pub const BUNDLE_BYTES_MAX: usize = 1 << 30;
 const HEADER_BYTES: usize = MAGIC.len() + 2;
 
 /// Where an export ended; pass it to the next export to get only what changed since.

@@ -24,6 +24,7 @@ use crate::cache::Entry;
 use crate::damage::Guarded;
 use crate::doc::{View, STATE_FIELD};
 use crate::error::{CommitError, Error, Result};
+use crate::limits::COMPACT_TAIL_BYTES_MIN;
 use crate::lock::lock;
 use crate::schema::FieldKind;
 use crate::store::{Inner, State};
@@ -31,8 +32,6 @@ use crate::subscribe::{ChangeEvent, Origin};
 use crate::tables::{self, JournalRow, OutboxRow, RecordMeta, RowState};
 use crate::{EventId, RecordId};
 
-/// Bytes of incremental chunks below which a record is never compacted.
-pub const COMPACT_TAIL_BYTES_MIN: u64 = 16 << 10;
 
 /// The rows one write will put on disk.
 #[derive(Default)]

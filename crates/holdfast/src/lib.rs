@@ -104,6 +104,7 @@ mod doc;
 mod error;
 mod inbox;
 mod index;
+pub mod limits;
 mod lock;
 mod migrate;
 mod outbox;
@@ -125,9 +126,12 @@ mod txn;
 mod value;
 
 pub use apply::ApplySummary;
-pub use bundle::{Export, ExportMark, BUNDLE_BYTES_MAX, BUNDLE_FORMAT};
+pub use bundle::{Export, ExportMark, BUNDLE_FORMAT};
 pub use check::CheckReport;
-pub use commit::COMPACT_TAIL_BYTES_MIN;
+pub use limits::{
+    BUNDLE_BYTES_MAX, COMPACT_TAIL_BYTES_MIN, DOC_CACHE_BYTES_DEFAULT, NAME_BYTES_MAX,
+    SUBSCRIPTION_BACKLOG_MAX,
+};
 pub use conflict::{Conflict, ConflictCounts};
 pub use doc::{Candidate, FieldValue, STATE_FIELD};
 pub use error::{BundleError, CommitError, Error, ReadOnlyReason, Result, SchemaError};
@@ -140,9 +144,9 @@ pub use outbox::PendingPush;
 pub use outbox::{Outbox, OutboxEntry, SyncState, SyncSummary};
 pub use query::{Page, PageToken, Query};
 pub use record::Record;
-pub use schema::{Collection, Field, FieldKind, Schema, NAME_BYTES_MAX};
-pub use store::{Clock, Resolver, Store, StoreConfig, StoreStats, DOC_CACHE_BYTES_DEFAULT};
-pub use subscribe::{ChangeEvent, Notification, Origin, Subscription, SUBSCRIPTION_BACKLOG_MAX};
+pub use schema::{Collection, Field, FieldKind, Schema};
+pub use store::{Clock, Resolver, Store, StoreConfig, StoreStats};
+pub use subscribe::{ChangeEvent, Notification, Origin, Subscription};
 #[cfg(feature = "sync")]
 pub use sync::{
     ConnectionState, SyncConfig, SyncError, SyncHandle, SyncMetrics, SyncReport, SyncStatus,

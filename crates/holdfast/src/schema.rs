@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SchemaError;
+use crate::limits::NAME_BYTES_MAX;
 use crate::value::ScalarType;
 
 /// How a field stores its value and how concurrent writes to it combine.
@@ -122,8 +123,6 @@ pub struct Schema {
     pub collections: BTreeMap<String, Collection>,
 }
 
-/// Longest collection or field name, in bytes.
-pub const NAME_BYTES_MAX: usize = 64;
 
 impl Schema {
     /// An empty schema at `version`; add collections with [`Schema::collection`].

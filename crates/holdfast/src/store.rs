@@ -15,6 +15,7 @@ use crate::commit::Pending;
 use crate::damage::{self, Guarded};
 use crate::doc::{self, Candidate, FieldValue, View};
 use crate::error::{Error, ReadOnlyReason, Result, SchemaError};
+use crate::limits::DOC_CACHE_BYTES_DEFAULT;
 use crate::record::Record;
 use crate::schema::Schema;
 use crate::subscribe::Subscribers;
@@ -23,8 +24,6 @@ use crate::txn::Tx;
 use crate::value::Value;
 use crate::{DeviceId, RecordId};
 
-/// Default memory budget for loaded documents.
-pub const DOC_CACHE_BYTES_DEFAULT: usize = 64 << 20;
 
 /// Picks a value for a conflicted versioned field, or leaves the conflict to the user.
 pub type Resolver = Arc<dyn Fn(&[Candidate]) -> Option<Value> + Send + Sync>;

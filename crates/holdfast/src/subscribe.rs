@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::SUBSCRIPTION_BACKLOG_MAX;
 use crate::{RecordId, SpaceId};
 
-/// Notifications a subscriber may hold before it is told it lagged.
-pub const SUBSCRIPTION_BACKLOG_MAX: usize = 1024;
 
 /// Where a change came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

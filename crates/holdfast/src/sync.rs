@@ -30,17 +30,19 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+#[cfg(feature = "internals")]
+pub use backoff::Backoff;
 pub use backoff::{
-    Backoff, HEALTHY_SESSION_MIN, PUSH_RETRY_DELAY_MAX, PUSH_RETRY_DELAY_MIN, RECONNECT_DELAY_MAX,
+    HEALTHY_SESSION_MIN, PUSH_RETRY_DELAY_MAX, PUSH_RETRY_DELAY_MIN, RECONNECT_DELAY_MAX,
     RECONNECT_DELAY_MIN,
 };
 pub use config::{
-    SyncConfig, CONNECT_TIMEOUT_DEFAULT, REPAIR_RECORDS_IN_FLIGHT, REPAIR_REPLY_TIMEOUT_DEFAULT,
-    STOP_WAIT_MAX, TICK_INTERVAL,
+    SyncConfig, CONNECT_TIMEOUT_DEFAULT, REPAIR_REPLY_TIMEOUT_DEFAULT, STOP_WAIT_MAX, TICK_INTERVAL,
 };
 pub use metrics::{Histogram, SyncMetrics, TIME_TO_SYNC_BOUNDS_MS};
 #[cfg(feature = "internals")]
 pub use reconnect::{Next, Reconnect};
+pub use crate::limits::REPAIR_RECORDS_IN_FLIGHT;
 pub use status::{ConnectionState, SyncStatus};
 
 use crate::Store;

@@ -3,11 +3,10 @@
 
 use crate::apply::ApplySummary;
 use crate::error::Result;
+use crate::limits::IMPORT_STEP_RECORDS;
 use crate::subscribe::Origin;
 use crate::Store;
 
-/// Records applied in one durable step of [`Store::import_changes_with_progress`].
-const IMPORT_STEP_RECORDS: usize = 256;
 
 impl Store {
     /// [`Store::import_changes`] for large bundles: the records are applied in steps of a

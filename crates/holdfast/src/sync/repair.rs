@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use automerge::sync;
 
-use super::config::REPAIR_RECORDS_IN_FLIGHT;
+use crate::limits::REPAIR_RECORDS_IN_FLIGHT;
 use crate::{RecordId, SpaceId};
 
 /// Every repair of a connection.

@@ -13,7 +13,7 @@ fn steps_report_progress_and_import_everything_once() {
     let dir = tempfile::tempdir().unwrap();
     let a = open(&dir, "a.redb");
     let space = SpaceId::new("team").unwrap();
-    let records = super::IMPORT_STEP_RECORDS * 2 + 10;
+    let records = crate::limits::IMPORT_STEP_RECORDS * 2 + 10;
     a.write(|tx| {
         for i in 0..records {
             let id = tx.create("note", &space)?;
@@ -29,7 +29,7 @@ fn steps_report_progress_and_import_everything_once() {
     let summary = b
         .import_changes_with_progress(&bundle.bytes, |done, total| seen.push((done, total)))
         .unwrap();
-    let step = super::IMPORT_STEP_RECORDS;
+    let step = crate::limits::IMPORT_STEP_RECORDS;
     assert_eq!(
         seen,
         [

@@ -8,15 +8,12 @@ use std::collections::VecDeque;
 
 use holdfast_protocol::{ChangeEntry, Cursor, RecordState};
 
+use crate::limits::{APPLY_BYTES_MAX, APPLY_ENTRIES_MAX};
 use crate::SpaceId;
 
 #[cfg(test)]
 mod tests;
 
-/// Most change bytes applied together (the first batch is always taken whole).
-pub(crate) const APPLY_BYTES_MAX: usize = 8 << 20;
-/// Most entries applied together (the first batch is always taken whole).
-pub(crate) const APPLY_ENTRIES_MAX: usize = 1024;
 
 /// One effect of the session to carry out on the store thread.
 pub(crate) enum Received {

@@ -1,6 +1,7 @@
 use holdfast_protocol::{ChangeEntry, Cursor, EventId, RecordId};
 
-use super::{Received, ReceivedQueue, APPLY_ENTRIES_MAX};
+use super::{Received, ReceivedQueue};
+use crate::limits::APPLY_ENTRIES_MAX;
 use crate::SpaceId;
 
 fn changes(space: &str, seq: u64, n: usize) -> Received {
