@@ -95,6 +95,9 @@ enum Entry {
     Retaken {
         reason: String,
     },
+    /// Read back only: listed as failed, blocked behind an earlier entry of its record
+    /// that failed for good (whatever its own row holds).
+    Blocked,
 }
 
 impl Entry {
@@ -140,17 +143,30 @@ impl Model {
             return None;
         }
         let mut out = self.clone();
+        let mut stopped = std::collections::HashSet::new();
         for ((seq, record, entry), (seen_seq, seen_record, seen_entry)) in
             out.outbox.iter_mut().zip(&seen.outbox)
         {
+            // An entry behind one of its record that failed for good is listed blocked;
+            // the model keeps what its row holds.
+            let blocked = stopped.contains(record);
+            if let Entry::Failed {
+                permanent: true, ..
+            } = entry
+            {
+                stopped.insert(*record);
+            }
             if seq.is_some_and(|s| s != *seen_seq)
                 || record != seen_record
-                || !entry.admits(seen_entry)
+                || (blocked != (*seen_entry == Entry::Blocked))
+                || (!blocked && !entry.admits(seen_entry))
             {
                 return None;
             }
             *seq = Some(*seen_seq);
-            *entry = seen_entry.clone();
+            if !blocked {
+                *entry = seen_entry.clone();
+            }
         }
         Some(out)
     }
@@ -441,6 +457,7 @@ fn do_op(store: &Store, op: &Op, model: &mut Model) -> holdfast::Result<()> {
                         reason: reason.clone(),
                     },
                     Entry::Queued => Entry::Queued,
+                    Entry::Blocked => unreachable!("the model keeps rows, never Blocked"),
                 };
             }
             let acked: Vec<(u64, u64)> = batch
@@ -618,6 +635,7 @@ fn read_back(store: &Store) -> Seen {
         .into_iter()
         .map(|e| {
             let entry = match e.state {
+                _ if e.blocked_by.is_some() => Entry::Blocked,
                 SyncState::Failed { reason, permanent } => Entry::Failed { reason, permanent },
                 SyncState::Queued => Entry::Queued,
                 other => panic!("entry {} is {other:?} after a reopen", e.seq),

@@ -149,7 +149,8 @@ pub use store::{Clock, Resolver, Store, StoreConfig, StoreStats};
 pub use subscribe::{ChangeEvent, Notification, Origin, Subscription};
 #[cfg(feature = "sync")]
 pub use sync::{
-    ConnectionState, SyncConfig, SyncError, SyncHandle, SyncMetrics, SyncReport, SyncStatus,
+    CaughtUp, ConnectionState, SyncConfig, SyncError, SyncHandle, SyncMetrics, SyncReport,
+    SyncStatus,
 };
 pub use txn::{Resolution, Tx};
 pub use value::{ScalarType, Value};

@@ -56,8 +56,18 @@ pub struct OutboxEntry {
     pub created_ms: i64,
     /// How many times it was handed to the sync worker.
     pub attempts: u32,
-    /// Its state.
+    /// Its state. An entry blocked behind an earlier one is `Failed` (permanent), with
+    /// the reason in plain words; one the relay's rate limit holds back is `Syncing`.
     pub state: SyncState,
+    /// The earlier entry of the same record, refused for good, that this one waits
+    /// behind: it builds on that change, so the relay cannot store it first. Retrying
+    /// either ([`Outbox::retry`]) sends both; discarding that one discards this one too.
+    #[serde(default)]
+    pub blocked_by: Option<u64>,
+    /// When the relay's rate limit lets this entry go out again (ms since the epoch, this
+    /// device's clock); it is still syncing, not failed.
+    #[serde(default)]
+    pub retry_at_ms: Option<i64>,
 }
 
 /// An entry handed to the sync worker, with its change bytes.
@@ -84,6 +94,24 @@ pub struct SyncSummary {
     pub oldest_pending_ms: Option<i64>,
     /// When the relay last acknowledged anything (ms since the epoch).
     pub last_synced_ms: Option<i64>,
+    /// Failed entries that are blocked behind an earlier entry of their record that the
+    /// relay refused for good (counted in `failed` and `failed_permanent` too).
+    #[serde(default)]
+    pub blocked: u64,
+    /// Pending entries the relay's rate limit holds back for a moment (flow control, not
+    /// a failure; counted in `pending`).
+    #[serde(default)]
+    pub held: u64,
+    /// When the first held entry goes out again (ms since the epoch, this device's clock).
+    #[serde(default)]
+    pub retry_at_ms: Option<i64>,
+}
+
+/// Plain words for an entry blocked behind an earlier one the relay refused for good.
+pub(crate) fn blocked_reason(parent_reason: &str) -> String {
+    format!(
+        "Waiting on an earlier change of this record that the sync server refused: {parent_reason}"
+    )
 }
 
 /// The outbox of a store; see [`Store::outbox`].
@@ -98,17 +126,37 @@ impl Store {
     }
 
     /// Where a record's local changes stand. A record with no pending entry is `Synced`.
+    /// Entries held back by the relay's rate limit are `Syncing`; entries blocked behind
+    /// an earlier one the relay refused are `Failed` with that reason.
     pub fn sync_state(&self, id: RecordId) -> Result<SyncState> {
         let index = crate::lock::lock(&self.inner.outbox);
-        let worst = index.record_states(id).map(public_state).max_by_key(rank);
+        let worst = index
+            .record_seqs(id)
+            .into_iter()
+            .filter_map(|seq| index_state(&index, seq))
+            .max_by_key(rank);
         Ok(worst.unwrap_or(SyncState::Synced))
     }
 
     /// Outbox totals and the last successful sync.
     pub fn sync_summary(&self) -> Result<SyncSummary> {
         let mut s = SyncSummary::default();
-        for (state, created_ms) in crate::lock::lock(&self.inner.outbox).all() {
-            match state {
+        for listed in crate::lock::lock(&self.inner.outbox).all() {
+            let created_ms = listed.created_ms;
+            let waits_for_user = listed.blocked
+                || matches!(
+                    listed.state,
+                    RowState::Failed {
+                        permanent: true,
+                        ..
+                    }
+                );
+            match listed.state {
+                _ if listed.blocked => {
+                    s.failed += 1;
+                    s.failed_permanent += 1;
+                    s.blocked += 1;
+                }
                 RowState::Queued => s.pending += 1,
                 RowState::Sending => {
                     s.pending += 1;
@@ -119,13 +167,11 @@ impl Store {
                     s.failed_permanent += u64::from(*permanent);
                 }
             }
-            if !matches!(
-                state,
-                RowState::Failed {
-                    permanent: true,
-                    ..
-                }
-            ) {
+            if let Some(at) = listed.held {
+                s.held += 1;
+                s.retry_at_ms = Some(s.retry_at_ms.map_or(at, |t| t.min(at)));
+            }
+            if !waits_for_user {
                 s.oldest_pending_ms = Some(
                     s.oldest_pending_ms
                         .map_or(created_ms, |o| o.min(created_ms)),
@@ -141,6 +187,20 @@ impl Store {
             Ok(s)
         })
     }
+}
+
+/// Entry `seq`'s public state as the index sees it: blocked, held or as its row says.
+fn index_state(index: &OutboxIndex, seq: u64) -> Option<SyncState> {
+    if let Some((_, reason)) = index.blocker(seq) {
+        return Some(SyncState::Failed {
+            reason: blocked_reason(reason),
+            permanent: true,
+        });
+    }
+    if index.held(seq).is_some() {
+        return Some(SyncState::Syncing);
+    }
+    index.state(seq).map(public_state)
 }
 
 /// Failed beats syncing beats queued beats synced, for a record's summary state.
@@ -175,6 +235,8 @@ fn entry(seq: u64, row: OutboxRow) -> OutboxEntry {
         created_ms: row.created_ms,
         attempts: row.attempts,
         state: public_state(&row.state),
+        blocked_by: None,
+        retry_at_ms: None,
     }
 }
 
@@ -183,23 +245,42 @@ type LogTable<'t> = redb::Table<'t, (u8, u64), &'static [u8]>;
 impl Outbox<'_> {
     /// Up to `limit` entries after `after` (from the start when `None`), in order.
     pub fn list(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.store.inner.reading(|txn| {
-            let log = txn.open_table(tables::LOG)?;
-            let start = after.map_or(0, |a| a.saturating_add(1));
-            let mut out = Vec::new();
-            for item in log.range(tables::log_from(LOG_OUTBOX, start))?.take(limit) {
-                let (k, v) = item?;
-                out.push(entry(k.value().1, tables::decode_outbox(v.value())?.0));
-            }
-            Ok(out)
-        })
+        self.store
+            .inner
+            .reading(|txn| {
+                let log = txn.open_table(tables::LOG)?;
+                let start = after.map_or(0, |a| a.saturating_add(1));
+                let mut out = Vec::new();
+                for item in log.range(tables::log_from(LOG_OUTBOX, start))?.take(limit) {
+                    let (k, v) = item?;
+                    out.push(entry(k.value().1, tables::decode_outbox(v.value())?.0));
+                }
+                Ok(out)
+            })
+            .map(|mut out| {
+                let index = self.index();
+                for e in &mut out {
+                    if let Some((parent, _)) = index.blocker(e.seq) {
+                        e.blocked_by = Some(parent);
+                    }
+                    e.retry_at_ms = index.held(e.seq);
+                    if e.blocked_by.is_some() || e.retry_at_ms.is_some() {
+                        e.state = index_state(&index, e.seq).unwrap_or(e.state.clone());
+                    }
+                }
+                out
+            })
     }
 
     /// The next entries to send, in outbox order, at most `entries_max` of them and at most
     /// `bytes_max` change bytes (always at least one entry if any is due). They are marked
     /// `Sending`. Permanently failed entries are skipped.
     #[cfg_attr(feature = "internals", visibility::make(pub))]
-    pub(crate) fn take_batch(&self, entries_max: usize, bytes_max: u64) -> Result<Vec<PendingPush>> {
+    pub(crate) fn take_batch(
+        &self,
+        entries_max: usize,
+        bytes_max: u64,
+    ) -> Result<Vec<PendingPush>> {
         self.store.inner.writable()?;
         // Sending is not kept across a crash anyway (open re-queues it).
         let batch = self.store.inner.writing(Durability::None, |txn| {
@@ -301,15 +382,81 @@ impl Outbox<'_> {
     #[cfg_attr(feature = "internals", visibility::make(pub))]
     pub(crate) fn requeue_sending(&self) -> Result<usize> {
         let seqs = self.index().matching(|s| *s == RowState::Sending);
-        self.update(seqs, requeue)
+        self.update(seqs, Durability::Immediate, requeue)
+    }
+
+    /// The relay's rate limit refused these entries for now: they go back to the queue
+    /// (not failed) and show as syncing until `retry_at_ms` (ms since the epoch, this
+    /// device's clock), when the worker sends them again.
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn hold(&self, seqs: &[u64], retry_at_ms: i64) -> Result<()> {
+        // Like `Sending`, a hold is not kept across a restart: the entry is queued.
+        self.update(seqs.to_vec(), Durability::None, |row| {
+            row.state = RowState::Queued;
+            true
+        })?;
+        let mut index = self.index();
+        for seq in seqs {
+            index.hold(*seq, retry_at_ms);
+        }
+        Ok(())
+    }
+
+    /// The relay refused entry `seq` because it builds on changes the relay does not hold
+    /// (`MissingDependencies`, `DependencyRejected`). If an earlier entry of its record
+    /// failed for good, that is why: the entry goes back to the queue, blocked behind
+    /// that one (listed as failed with its reason), and is sent again once that one is
+    /// retried. Otherwise it is marked failed like any refusal. Returns whether it is
+    /// blocked.
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    pub(crate) fn mark_dependency_refused(
+        &self,
+        seq: u64,
+        reason: &str,
+        permanent: bool,
+    ) -> Result<bool> {
+        if self.index().blocker(seq).is_none() {
+            self.mark_failed(seq, reason, permanent)?;
+            return Ok(false);
+        }
+        self.update(vec![seq], Durability::Immediate, |row| {
+            row.state = RowState::Queued;
+            true
+        })?;
+        Ok(true)
     }
 
     /// Puts every failed entry back in the queue (the user's "Retry now"). Returns how many.
+    /// Entries blocked behind them go out after them.
     pub fn retry_failed(&self) -> Result<usize> {
         let seqs = self
             .index()
             .matching(|s| matches!(s, RowState::Failed { .. }));
-        let retried = self.update(seqs, |row| {
+        self.retry_seqs(seqs)
+    }
+
+    /// Puts failed entry `seq` back in the queue; if it is blocked behind an earlier entry
+    /// of its record that the relay refused, that entry (and every failed one of the record
+    /// before `seq`) is retried with it, since `seq` cannot be stored without it. Entries
+    /// blocked behind a retried one are sent after it. Returns how many failed entries
+    /// were queued again (0 if `seq` is neither failed nor blocked); a blocked entry whose
+    /// own row never failed is not counted, it simply is no longer blocked.
+    pub fn retry(&self, seq: u64) -> Result<usize> {
+        let seqs: Vec<u64> = {
+            let index = self.index();
+            let first = index.blocker(seq).map_or(seq, |(s, _)| s);
+            index
+                .record_from(first)
+                .into_iter()
+                .take_while(|s| *s <= seq)
+                .filter(|s| matches!(index.state(*s), Some(RowState::Failed { .. })))
+                .collect()
+        };
+        self.retry_seqs(seqs)
+    }
+
+    fn retry_seqs(&self, seqs: Vec<u64>) -> Result<usize> {
+        let retried = self.update(seqs, Durability::Immediate, |row| {
             let hit = matches!(row.state, RowState::Failed { .. });
             if hit {
                 row.state = RowState::Queued;
@@ -322,22 +469,52 @@ impl Outbox<'_> {
         Ok(retried)
     }
 
-    /// Gives up sending entry `seq`. The change stays in the local document: nothing the
-    /// user wrote is removed, it just is not sent to the relay.
-    pub fn discard(&self, seq: u64) -> Result<bool> {
+    /// Gives up sending entry `seq`, and with it every later entry of the same record
+    /// still in the outbox: each builds on `seq`'s changes, so the relay could never store
+    /// them without it (the entries blocked behind `seq` are listed with `blocked_by`
+    /// naming it, so an app can say what a discard takes with it). Returns the entries
+    /// given up, `seq` first; empty if there is no such entry.
+    ///
+    /// The changes stay in the local document: nothing the user wrote is removed, it just
+    /// is not sent to the relay. Later edits of the record build on them too, so the
+    /// relay refuses those (retried as missing dependencies) until this device's copy
+    /// reaches it another way, a repair of the space or a bundle.
+    pub fn discard(&self, seq: u64) -> Result<Vec<u64>> {
         self.store.inner.writable()?;
-        let found = self.store.inner.writing(Durability::Immediate, |txn| {
-            retire(&mut txn.open_table(tables::LOG)?, seq)
+        let seqs = self.index().record_from(seq);
+        let discarded = self.store.inner.writing(Durability::Immediate, |txn| {
+            let mut log = txn.open_table(tables::LOG)?;
+            let mut discarded = Vec::new();
+            for seq in &seqs {
+                if retire(&mut log, *seq)? {
+                    discarded.push(*seq);
+                }
+            }
+            Ok(discarded)
         })?;
-        self.index().remove(seq);
-        Ok(found)
+        let mut index = self.index();
+        for seq in &discarded {
+            index.remove(*seq);
+        }
+        if discarded.len() > 1 {
+            tracing::info!(
+                entry = seq,
+                later = discarded.len() - 1,
+                "discarded an outbox entry and the later entries of its record"
+            );
+        }
+        Ok(discarded)
     }
 
-    /// Rewrites the rows among `seqs` for which `f` returns true, durably, in one
-    /// transaction.
-    fn update(&self, seqs: Vec<u64>, mut f: impl FnMut(&mut OutboxRow) -> bool) -> Result<usize> {
+    /// Rewrites the rows among `seqs` for which `f` returns true, in one transaction.
+    fn update(
+        &self,
+        seqs: Vec<u64>,
+        durability: Durability,
+        mut f: impl FnMut(&mut OutboxRow) -> bool,
+    ) -> Result<usize> {
         self.store.inner.writable()?;
-        let changed = self.store.inner.writing(Durability::Immediate, |txn| {
+        let changed = self.store.inner.writing(durability, |txn| {
             let mut changed = Vec::new();
             {
                 let mut log = txn.open_table(tables::LOG)?;

@@ -43,9 +43,9 @@ pub use metrics::{Histogram, SyncMetrics, TIME_TO_SYNC_BOUNDS_MS};
 #[cfg(feature = "internals")]
 pub use reconnect::{Next, Reconnect};
 pub use crate::limits::REPAIR_RECORDS_IN_FLIGHT;
-pub use status::{ConnectionState, SyncStatus};
+pub use status::{CaughtUp, ConnectionState, SyncStatus};
 
-use crate::Store;
+use crate::{SpaceId, Store};
 use worker::Shared;
 
 /// Why a sync worker could not start.
@@ -201,6 +201,14 @@ impl SyncHandle {
         until: impl FnMut(&SyncStatus) -> bool,
     ) -> (SyncStatus, bool) {
         self.shared.status.wait(timeout, until)
+    }
+
+    /// Blocks until `space` is pulled to the relay's head ([`SyncStatus::is_caught_up`])
+    /// or `timeout` passes; returns the last status and whether it is. A device that just
+    /// started is caught up once it downloaded everything the relay held when it
+    /// asked.
+    pub fn wait_caught_up(&self, space: &SpaceId, timeout: Duration) -> (SyncStatus, bool) {
+        self.wait_for(timeout, |s| s.is_caught_up(space))
     }
 
     /// A snapshot of the metrics (reads the store: call it from a thread that may block).

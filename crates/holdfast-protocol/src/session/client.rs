@@ -173,6 +173,17 @@ struct Space {
     pull_wanted: bool,
 }
 
+impl Space {
+    fn caught_up(&self) -> bool {
+        !self.repairing
+            && self.pulling.is_none()
+            && !self.booting
+            && self.applying == 0
+            && !self.pull_wanted
+            && self.cursor.is_some()
+    }
+}
+
 impl ClientSession {
     /// A session for a device syncing `spaces`, each with its stored cursor.
     pub fn new(config: ClientConfig, spaces: Vec<SpaceCursor>, now_ms: u64) -> Self {
@@ -402,15 +413,21 @@ impl ClientSession {
     /// an `Apply` not yet reported applied, or a repair under way. Pushes do not count
     /// (see [`queued_len`](Self::queued_len) and [`pushes_in_flight`](Self::pushes_in_flight)).
     pub fn is_caught_up(&self) -> bool {
-        matches!(self.state, State::Ready { .. })
-            && self.spaces.values().all(|s| {
-                !s.repairing
-                    && s.pulling.is_none()
-                    && !s.booting
-                    && s.applying == 0
-                    && !s.pull_wanted
-                    && s.cursor.is_some()
-            })
+        matches!(self.state, State::Ready { .. }) && self.spaces.values().all(Space::caught_up)
+    }
+
+    /// The spaces pulled to the relay's head, with their cursors: the relay's latest
+    /// answer for the space (a `Changes` with `more: false`, the last `Snapshot` page and
+    /// the pull after it, or a live frame continuing the cursor) left nothing to ask for,
+    /// and every `Apply` of it was reported applied. While the connection stays up the
+    /// relay sends new entries live, so a space leaves this list while they are applied
+    /// and comes back with a later cursor. Empty until the `Welcome`.
+    pub fn caught_up(&self) -> impl Iterator<Item = (&SpaceId, Cursor)> {
+        let ready = matches!(self.state, State::Ready { .. });
+        self.spaces
+            .iter()
+            .filter(move |(_, s)| ready && s.caught_up())
+            .filter_map(|(space, s)| Some((space, s.cursor?)))
     }
 
     /// The position of `space` after every `Apply` handed out so far.

@@ -25,6 +25,18 @@ pub(crate) struct Storage {
     pub(crate) metrics: Arc<Metrics>,
 }
 
+/// The span of one pushed entry's store: its event id follows a change from the pushing
+/// device's `push` span through the relay to the receiving device's `apply` span. Ids
+/// only: never field values or change bytes.
+fn entry_span(entry: &PushEntry) -> Span {
+    tracing::info_span!(
+        "store",
+        event_id = %entry.event_id,
+        space = %entry.space,
+        record = %entry.record
+    )
+}
+
 impl Storage {
     /// Stores `entries` pushed by the connection `author` durably, logs and counts each
     /// outcome, and publishes what was stored. Blocking.
@@ -36,6 +48,9 @@ impl Storage {
         author: Author,
     ) -> Done {
         let _entered = span.enter();
+        for entry in &entries {
+            entry_span(entry).in_scope(|| tracing::debug!("storing"));
+        }
         let pushed = entries.clone();
         let started = Instant::now();
         let result = self.store.store(entries);
@@ -47,7 +62,7 @@ impl Storage {
             }
             Err(error) => {
                 for entry in &pushed {
-                    tracing::warn!(event_id = %entry.event_id, "not stored: {error}");
+                    entry_span(entry).in_scope(|| tracing::warn!("not stored: {error}"));
                 }
             }
         }
@@ -116,7 +131,8 @@ impl Storage {
                 for entry in &sync.stored {
                     self.metrics.push_entry("stored");
                     let event_id = tracing::field::display(entry.event_id);
-                    tracing::info!(event_id, %space, %record, seq = entry.seq, "stored by repair");
+                    let span = tracing::info_span!("store", event_id, %space, %record);
+                    span.in_scope(|| tracing::info!(seq = entry.seq, "stored by repair"));
                 }
                 if let Some(outcome) = &sync.rejected {
                     tracing::info!(%space, %record, ?outcome, "repair changes rejected");
@@ -142,16 +158,15 @@ impl Storage {
 
     fn record(&self, pushed: &[PushEntry], results: &[AckResult]) {
         for (entry, result) in pushed.iter().zip(results) {
-            let event_id = tracing::field::display(result.event_id);
-            let (space, record) = (&entry.space, &entry.record);
+            let _entered = entry_span(entry).entered();
             match &result.outcome {
                 Outcome::Stored { seq } => {
                     self.metrics.push_entry("stored");
-                    tracing::info!(event_id, %space, %record, seq, "stored");
+                    tracing::info!(seq, "stored");
                 }
                 Outcome::Duplicate { seq } => {
                     self.metrics.push_entry("duplicate");
-                    tracing::info!(event_id, %space, %record, seq, "duplicate");
+                    tracing::info!(seq, "duplicate");
                 }
                 Outcome::Rejected {
                     code,
@@ -159,7 +174,7 @@ impl Storage {
                     permanent,
                 } => {
                     self.metrics.push_entry("rejected");
-                    tracing::info!(event_id, %space, %record, ?code, permanent, reason, "rejected");
+                    tracing::info!(?code, permanent, reason, "rejected");
                 }
             }
         }

@@ -5,6 +5,14 @@
 //! A store that was offline for long holds one entry per record it wrote, so the index is
 //! laid out for many records with one entry each: a record's entries take no allocation of
 //! their own until it has two.
+//!
+//! Two states live only here, never in a row. An entry is *blocked* while an earlier entry
+//! of its record failed for good: a record's later changes build on its earlier ones (each
+//! local change depends on the document's heads), so the relay could never store it, and
+//! it is not sent until that entry is retried or discarded. An entry is *held* while the
+//! relay's rate limit asks the device to wait (flow control, not a failure): its row is
+//! queued, and the index keeps when it goes out again. Both are derived again after a
+//! restart (blocked) or simply forgotten (held: the entry is sent at once).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -37,6 +45,9 @@ impl Item {
 pub(crate) struct OutboxIndex {
     entries: BTreeMap<u64, Item>,
     by_record: HashMap<RecordId, Seqs>,
+    /// Entries the relay's rate limit holds back, and when (ms since the epoch, this
+    /// device's clock) they go out again. Usually empty.
+    held: HashMap<u64, i64>,
 }
 
 /// The seqs of one record's entries.
@@ -91,6 +102,7 @@ impl OutboxIndex {
             // Built in bulk from sorted input, without a search per entry.
             entries: entries.into_iter().collect(),
             by_record,
+            held: HashMap::new(),
         }
     }
 
@@ -103,13 +115,58 @@ impl OutboxIndex {
         self.entries.insert(seq, Item::of(row));
     }
 
+    /// Sets an entry's state; an entry that changes state is no longer held.
     pub fn set_state(&mut self, seq: u64, state: RowState) {
         if let Some(item) = self.entries.get_mut(&seq) {
             item.state = state;
+            self.held.remove(&seq);
         }
     }
 
+    /// Entry `seq`, queued again, waits for the relay's rate limit until `retry_at_ms`.
+    pub fn hold(&mut self, seq: u64, retry_at_ms: i64) {
+        if let Some(item) = self.entries.get_mut(&seq) {
+            item.state = RowState::Queued;
+            self.held.insert(seq, retry_at_ms);
+        }
+    }
+
+    /// When a held entry goes out again.
+    pub fn held(&self, seq: u64) -> Option<i64> {
+        self.held.get(&seq).copied()
+    }
+
+    /// The first earlier entry of `seq`'s record that failed for good, which `seq` waits
+    /// behind, with that failure's reason.
+    pub fn blocker(&self, seq: u64) -> Option<(u64, &str)> {
+        let record = self.entries.get(&seq)?.record;
+        self.by_record
+            .get(&record)?
+            .iter()
+            .take_while(|s| *s < seq)
+            .find_map(|s| match &self.entries.get(&s)?.state {
+                RowState::Failed {
+                    reason,
+                    permanent: true,
+                } => Some((s, reason.as_str())),
+                _ => None,
+            })
+    }
+
+    /// The entries of `seq`'s record from `seq` on, in order.
+    pub fn record_from(&self, seq: u64) -> Vec<u64> {
+        let Some(item) = self.entries.get(&seq) else {
+            return Vec::new();
+        };
+        let seqs = self.by_record.get(&item.record);
+        seqs.into_iter()
+            .flat_map(Seqs::iter)
+            .filter(|s| *s >= seq)
+            .collect()
+    }
+
     pub fn remove(&mut self, seq: u64) {
+        self.held.remove(&seq);
         if let Some(item) = self.entries.remove(&seq) {
             if let Some(seqs) = self.by_record.get_mut(&item.record) {
                 if seqs.remove(seq) {
@@ -119,7 +176,13 @@ impl OutboxIndex {
         }
     }
 
+    /// Entry `seq`'s state as its row says.
+    pub fn state(&self, seq: u64) -> Option<&RowState> {
+        self.entries.get(&seq).map(|i| &i.state)
+    }
+
     /// The states of a record's pending entries.
+    #[cfg(test)]
     pub fn record_states(&self, record: RecordId) -> impl Iterator<Item = &RowState> {
         self.by_record
             .get(&record)
@@ -136,18 +199,27 @@ impl OutboxIndex {
             .unwrap_or_default()
     }
 
-    /// Every entry's state and creation time, in outbox order.
-    pub fn all(&self) -> impl Iterator<Item = (&RowState, i64)> {
-        self.entries.values().map(|i| (&i.state, i.created_ms))
+    /// Every entry in outbox order: its state, creation time, whether it is blocked and
+    /// when it goes out again if held.
+    pub fn all(&self) -> impl Iterator<Item = Listed<'_>> {
+        let mut stopped = Stopped::default();
+        self.entries.iter().map(move |(seq, i)| Listed {
+            state: &i.state,
+            created_ms: i.created_ms,
+            blocked: stopped.blocks(i),
+            held: self.held(*seq),
+        })
     }
 
     /// The entries due to be sent next, in order: at most `entries_max`, at most `bytes_max`
-    /// change bytes, and always at least one if any is due. A hint: rows are the truth.
+    /// change bytes, and always at least one if any is due. Blocked entries are not due.
+    /// A hint: rows are the truth.
     pub fn due(&self, entries_max: usize, bytes_max: u64) -> Vec<u64> {
         let mut out = Vec::new();
         let mut bytes = 0u64;
+        let mut stopped = Stopped::default();
         for (seq, item) in &self.entries {
-            if !is_due(&item.state) {
+            if stopped.blocks(item) || !is_due(&item.state) {
                 continue;
             }
             if !out.is_empty() && (out.len() >= entries_max || bytes + item.bytes > bytes_max) {
@@ -166,6 +238,35 @@ impl OutboxIndex {
             .filter(|(_, i)| f(&i.state))
             .map(|(s, _)| *s)
             .collect()
+    }
+}
+
+/// One entry as [`OutboxIndex::all`] lists it.
+pub(crate) struct Listed<'a> {
+    pub state: &'a RowState,
+    pub created_ms: i64,
+    pub blocked: bool,
+    pub held: Option<i64>,
+}
+
+/// The records with an entry that failed for good, seen so far in a walk in outbox order:
+/// their later entries are blocked.
+#[derive(Default)]
+struct Stopped(std::collections::HashSet<RecordId>);
+
+impl Stopped {
+    /// Whether `item`, next in outbox order, is blocked; notes its record if it stops it.
+    fn blocks(&mut self, item: &Item) -> bool {
+        if self.0.contains(&item.record) {
+            return true;
+        }
+        if let RowState::Failed {
+            permanent: true, ..
+        } = item.state
+        {
+            self.0.insert(item.record);
+        }
+        false
     }
 }
 

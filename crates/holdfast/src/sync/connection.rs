@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use super::driver::{self, Done, Driver, DriverConfig, Job, Lost, Now, Out, NO_CONNECTION};
-use super::status::ConnectionState;
+use super::status::{CaughtUp, ConnectionState};
 use super::transport::Socket;
 use super::worker::{Control, Shared};
 use crate::Store;
@@ -275,6 +275,8 @@ impl Connection<'_> {
     /// Closes the socket, waits for the store work under way, and puts entries still
     /// being sent back in the queue.
     async fn finish(mut self) {
+        // Offline, no space is known to be at the relay's head.
+        self.shared.status.update(|s| s.caught_up.clear());
         let _ = tokio::time::timeout(CLOSE_WAIT, self.sink.close()).await;
         self.jobs.run(Job::requeue());
         self.jobs.finish().await;
@@ -293,7 +295,19 @@ impl Connection<'_> {
         let became_idle = settled && !self.idle;
         self.idle = settled;
         let now = self.shared.store.inner.now();
+        let caught_up = self.driver.caught_up();
         self.shared.status.update(|s| {
+            let was = std::mem::take(&mut s.caught_up);
+            s.caught_up = caught_up
+                .map(|(space, cursor)| {
+                    // A space still at the same cursor got there when it first did.
+                    let as_of_ms = match was.get(space) {
+                        Some(c) if c.cursor == cursor => c.as_of_ms,
+                        _ => now,
+                    };
+                    (space.clone(), CaughtUp { cursor, as_of_ms })
+                })
+                .collect();
             s.connection = state;
             s.next_retry_ms = None;
             if became_idle {

@@ -36,7 +36,7 @@ use super::repair::Repairs;
 use super::SyncConfig;
 use crate::outbox::PendingPush;
 use crate::{Error, RecordId, SpaceId, Store, SyncSummary};
-use job::{Apply, Work};
+use job::{Apply, Marks, Work};
 use received::{Received, ReceivedQueue};
 
 /// Plain words for a relay that cannot be reached or a connection that dropped.
@@ -181,6 +181,8 @@ pub struct Outgoing {
 struct Sent {
     seq: u64,
     created_ms: i64,
+    /// Its `push` span (field `event_id`), from the push to the relay's answer.
+    span: tracing::Span,
 }
 
 /// The device's side of one connection; see the [module](self).
@@ -522,9 +524,12 @@ impl Driver {
         out.counters.bytes_sent_plain += stats.plain_bytes() as u64;
         out.counters.bytes_sent_wire += bytes.len() as u64;
         if let Frame::Push { entries } = &frame {
+            out.counters.pushes_sent += 1;
             out.counters.entries_sent += entries.len() as u64;
             for e in entries {
-                tracing::debug!(event_id = %e.event_id, space = %e.space, record = %e.record, "pushing");
+                if let Some(sent) = self.in_flight.get(&e.event_id) {
+                    sent.span.in_scope(|| tracing::debug!("pushing"));
+                }
             }
         }
         out.frames.push(Outgoing { frame, bytes });
@@ -538,15 +543,16 @@ impl Driver {
             let failed = entries
                 .iter()
                 .filter_map(|e| self.in_flight.remove(&e.event_id))
-                .map(|s| (s.seq, TOO_LARGE.to_owned(), true))
+                .map(|s| {
+                    s.span.in_scope(|| tracing::warn!("too large to send"));
+                    (s.seq, TOO_LARGE.to_owned(), true)
+                })
                 .collect();
-            self.run(
-                Work::Mark {
-                    acked: Vec::new(),
-                    failed,
-                },
-                out,
-            );
+            let marks = Marks {
+                failed,
+                ..Marks::default()
+            };
+            self.run(Work::Mark(marks), out);
             out.end(Lost::transient(TOO_LARGE));
         } else {
             out.end(Lost::transient(NO_CONNECTION));
@@ -590,9 +596,18 @@ impl Driver {
         let entries = batch
             .into_iter()
             .map(|p| {
+                // Ids only: never field values or change bytes.
+                let span = tracing::debug_span!(
+                    "push",
+                    event_id = %p.entry.event_id,
+                    space = %p.entry.space,
+                    record = %p.entry.record,
+                    outbox_seq = p.entry.seq,
+                );
                 let sent = Sent {
                     seq: p.entry.seq,
                     created_ms: p.entry.created_ms,
+                    span,
                 };
                 self.in_flight.insert(p.entry.event_id, sent);
                 PushEntry {
@@ -609,20 +624,22 @@ impl Driver {
     }
 
     /// The relay answered a push: acknowledged entries leave the outbox, refused ones are
-    /// marked failed (and resent after a delay when the refusal is for now).
+    /// marked failed (and resent after a delay when the refusal is for now). Entries the
+    /// rate limit refused are not failed: they wait, queued and shown as syncing, and go
+    /// out again after the delay the relay asked for.
     fn acked(&mut self, results: Vec<AckResult>, now: Now, out: &mut Out) {
-        let mut acked = Vec::new();
-        let mut failed = Vec::new();
+        let mut marks = Marks::default();
+        let mut held = Vec::new();
         let mut retry_after = None;
         for result in results {
             let Some(sent) = self.in_flight.remove(&result.event_id) else {
                 continue;
             };
-            let event_id = result.event_id;
+            let _entered = sent.span.enter();
             match result.outcome {
                 Outcome::Stored { seq } | Outcome::Duplicate { seq } => {
                     let duplicate = matches!(result.outcome, Outcome::Duplicate { .. });
-                    tracing::debug!(%event_id, outbox_seq = sent.seq, relay_seq = seq, duplicate, "acked");
+                    tracing::debug!(relay_seq = seq, duplicate, "acked");
                     if duplicate {
                         out.counters.entries_duplicate += 1;
                     } else {
@@ -630,14 +647,26 @@ impl Driver {
                     }
                     let waited = (now.wall_ms as i64).saturating_sub(sent.created_ms).max(0);
                     out.counters.time_to_sync.observe(waited as u64);
-                    acked.push((sent.seq, seq));
+                    marks.acked.push((sent.seq, seq));
+                }
+                Outcome::Rejected {
+                    code: RejectCode::RateLimited { retry_after_secs },
+                    ..
+                } => {
+                    // Flow control, not a failure.
+                    tracing::debug!(retry_after_secs, "rate limited; sending again later");
+                    out.counters
+                        .failure(reject_kind(&RejectCode::RateLimited { retry_after_secs }));
+                    let wait = Duration::from_secs(retry_after_secs.into());
+                    retry_after = Some(retry_after.unwrap_or(wait).max(wait));
+                    held.push(sent.seq);
                 }
                 Outcome::Rejected {
                     code,
                     reason,
                     permanent,
                 } => {
-                    tracing::warn!(%event_id, outbox_seq = sent.seq, ?code, permanent, "rejected: {reason}");
+                    tracing::warn!(?code, permanent, "rejected: {reason}");
                     out.notes.push(format!(
                         "entry {} rejected ({}): {reason}",
                         sent.seq,
@@ -646,35 +675,48 @@ impl Driver {
                     out.counters.entries_rejected += 1;
                     out.counters.failure(reject_kind(&code));
                     if !permanent {
-                        let wait = match code {
-                            RejectCode::RateLimited { retry_after_secs } => {
-                                Duration::from_secs(retry_after_secs.into())
-                            }
-                            _ => Duration::ZERO,
-                        };
-                        retry_after = Some(retry_after.unwrap_or(wait).max(wait));
+                        retry_after = Some(retry_after.unwrap_or(Duration::ZERO));
                     }
-                    failed.push((sent.seq, code.to_string(), permanent));
+                    let failed = (sent.seq, code.to_string(), permanent);
+                    match code {
+                        RejectCode::MissingDependencies | RejectCode::DependencyRejected { .. } => {
+                            marks.dependency.push(failed);
+                        }
+                        _ => marks.failed.push(failed),
+                    }
                 }
             }
         }
-        if !acked.is_empty() && retry_after.is_none() {
+        if !marks.acked.is_empty() && retry_after.is_none() {
             self.push_backoff.reset();
         }
-        if let Some((_, reason, _)) = failed.last() {
+        if let Some((_, reason, _)) = marks.failed.last().or(marks.dependency.last()) {
             out.last_error = Some(reason.clone());
         }
-        self.run(Work::Mark { acked, failed }, out);
-        if let Some(wait) = retry_after {
+        let delay = retry_after.map(|wait| {
             let random = self.next_random();
-            let delay = self.push_backoff.next_delay(random).max(wait);
+            self.push_backoff.next_delay(random).max(wait)
+        });
+        if let Some(delay) = delay {
+            if !held.is_empty() {
+                let retry_at_ms = now.wall_ms.saturating_add(delay.as_millis() as u64);
+                marks.held = Some((held, retry_at_ms as i64));
+            }
             tracing::info!(
                 ?delay,
                 "the sync server refused changes for now; resending later"
             );
             self.hold = Some(now.mono_ms + delay.as_millis() as u64);
         }
+        self.run(Work::Mark(marks), out);
         self.take_more(out);
+    }
+
+    /// The spaces pulled to the relay's head and their cursors; see
+    /// [`ClientSession::caught_up`]. Store work under way for a space counts as not
+    /// caught up (the session hears of an apply only once it is durable).
+    pub fn caught_up(&self) -> impl Iterator<Item = (&SpaceId, Cursor)> {
+        self.session.caught_up()
     }
 
     /// 64 jitter bits (splitmix64).

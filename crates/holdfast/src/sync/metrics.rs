@@ -86,6 +86,8 @@ pub struct SyncMetrics {
     pub connects: u64,
     /// Reconnect attempts after a failed or lost connection.
     pub reconnects: u64,
+    /// `Push` frames sent (the rate a relay's push limit counts).
+    pub pushes_sent: u64,
     /// Outbox entries sent, resends included.
     pub entries_sent: u64,
     /// Entries the relay stored.
@@ -126,6 +128,7 @@ pub struct SyncMetrics {
 pub(crate) struct Counters {
     pub connects: u64,
     pub reconnects: u64,
+    pub pushes_sent: u64,
     pub entries_sent: u64,
     pub entries_stored: u64,
     pub entries_duplicate: u64,
@@ -148,6 +151,7 @@ impl Default for Counters {
         Self {
             connects: 0,
             reconnects: 0,
+            pushes_sent: 0,
             entries_sent: 0,
             entries_stored: 0,
             entries_duplicate: 0,
@@ -172,6 +176,7 @@ impl Counters {
     pub fn absorb(&mut self, more: Counters) {
         self.connects += more.connects;
         self.reconnects += more.reconnects;
+        self.pushes_sent += more.pushes_sent;
         self.entries_sent += more.entries_sent;
         self.entries_stored += more.entries_stored;
         self.entries_duplicate += more.entries_duplicate;
@@ -206,6 +211,7 @@ impl Counters {
             oldest_pending_age,
             connects: self.connects,
             reconnects: self.reconnects,
+            pushes_sent: self.pushes_sent,
             entries_sent: self.entries_sent,
             entries_stored: self.entries_stored,
             entries_duplicate: self.entries_duplicate,

@@ -2,13 +2,14 @@
 //! last successful sync and the last error, all in plain words; and the cell that
 //! publishes each change to async (`watch`) and blocking waiters.
 
+use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::SyncSummary;
+use crate::{Cursor, SpaceId, SyncSummary};
 
 /// Whether and how the device is connected to the relay.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,18 @@ pub enum ConnectionState {
     Syncing,
     /// Connected, nothing left to send or receive; new changes go out and come in live.
     Idle,
+}
+
+/// A space this device has pulled to the relay's head: see [`SyncStatus::caught_up`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CaughtUp {
+    /// How far the device holds the space's log: the relay's head when it last said it
+    /// had nothing more.
+    pub cursor: Cursor,
+    /// When the device got there (ms since the epoch, this device's clock): it held
+    /// everything the relay had stored in the space as of about this moment.
+    pub as_of_ms: i64,
 }
 
 /// A snapshot of sync for a status bar: "Syncing · 3 changes pending", "Synced 2 min ago".
@@ -59,6 +72,14 @@ pub struct SyncStatus {
     /// Team Notes"). They are left out of sync, the others go on; `retry_now` or `resume`
     /// tries them again.
     pub no_access: Vec<crate::SpaceId>,
+    /// The spaces pulled to the relay's head: connected, the relay's latest answer for
+    /// the space said it had nothing more, and everything received is applied and
+    /// durable. While connected the relay sends new changes live, so a space leaves this
+    /// map while they are being applied and comes back with a later cursor; every space
+    /// leaves it when the connection ends. Unlike [`is_idle`](Self::is_idle) (nothing
+    /// left to send), this says what was received.
+    #[serde(default)]
+    pub caught_up: BTreeMap<SpaceId, CaughtUp>,
 }
 
 impl SyncStatus {
@@ -74,6 +95,7 @@ impl SyncStatus {
             next_retry_ms: None,
             paused: false,
             no_access: Vec::new(),
+            caught_up: BTreeMap::new(),
         };
         status.set_counts(summary);
         status
@@ -89,6 +111,11 @@ impl SyncStatus {
     /// Connected with nothing left to do.
     pub fn is_idle(&self) -> bool {
         self.connection == ConnectionState::Idle
+    }
+
+    /// Whether `space` is pulled to the relay's head now; see [`caught_up`](Self::caught_up).
+    pub fn is_caught_up(&self, space: &SpaceId) -> bool {
+        self.caught_up.contains_key(space)
     }
 }
 

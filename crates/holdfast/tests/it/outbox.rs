@@ -120,7 +120,8 @@ fn failures_retry_or_wait_for_the_user() {
     );
 
     // Discarding stops sending but keeps the data.
-    assert!(s.outbox().discard(retried[0].entry.seq).unwrap());
+    let seq = retried[0].entry.seq;
+    assert_eq!(s.outbox().discard(seq).unwrap(), [seq]);
     assert_eq!(s.sync_state(b).unwrap(), SyncState::Synced);
     assert!(s.exists(b).unwrap());
 }

@@ -684,6 +684,21 @@ fn caught_up_once_the_bootstrap_and_the_pulls_are_applied() {
     assert!(!session.is_caught_up(), "the answer is being applied");
     session.handle_applied(&space("team"));
     assert!(session.is_caught_up());
+    let caught_up = |session: &ClientSession| -> Vec<(SpaceId, Cursor)> {
+        session.caught_up().map(|(s, c)| (s.clone(), c)).collect()
+    };
+    assert_eq!(caught_up(&session), [(space("team"), cursor(1, 3))]);
+    // A live entry leaves the space behind until it is applied.
+    feed(&mut session, &changes(&[4], cursor(1, 4), false));
+    assert_eq!(caught_up(&session), []);
+    session.handle_applied(&space("team"));
+    assert_eq!(caught_up(&session), [(space("team"), cursor(1, 4))]);
+    // A pull answer saying the log goes on is not the head.
+    feed(&mut session, &changes(&[5], cursor(1, 5), true));
+    session.handle_applied(&space("team"));
+    assert_eq!(caught_up(&session), [], "pulling the rest");
+    feed(&mut session, &changes(&[], cursor(1, 5), false));
+    assert_eq!(caught_up(&session), [(space("team"), cursor(1, 5))]);
     feed(
         &mut session,
         &Frame::Resync {

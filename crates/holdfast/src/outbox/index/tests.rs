@@ -41,10 +41,27 @@ fn check(index: &OutboxIndex, model: &[(u64, RecordId, RowState)]) {
         assert_eq!(index.record_states(record).collect::<Vec<_>>(), states);
     }
     let all: Vec<&RowState> = model.iter().map(|(_, _, s)| s).collect();
-    assert_eq!(index.all().map(|(s, _)| s).collect::<Vec<_>>(), all);
+    assert_eq!(index.all().map(|l| l.state).collect::<Vec<_>>(), all);
+    // Blocked: an earlier entry of the record failed for good.
+    let blocked = |seq: u64, record: RecordId| {
+        model
+            .iter()
+            .any(|(s, r, st)| *s < seq && *r == record && *st == failed())
+    };
+    let listed: Vec<bool> = index.all().map(|l| l.blocked).collect();
+    let expected: Vec<bool> = model.iter().map(|(s, r, _)| blocked(*s, *r)).collect();
+    assert_eq!(listed, expected);
+    for (seq, record, _) in model {
+        let blocker = index.blocker(*seq).map(|(s, _)| s);
+        let first = model
+            .iter()
+            .find(|(s, r, st)| s < seq && r == record && *st == failed())
+            .map(|(s, _, _)| *s);
+        assert_eq!(blocker, first, "{seq}");
+    }
     let due: Vec<u64> = model
         .iter()
-        .filter(|(_, _, s)| super::is_due(s))
+        .filter(|(seq, r, s)| super::is_due(s) && !blocked(*seq, *r))
         .map(|(s, _, _)| *s)
         .collect();
     assert_eq!(index.due(usize::MAX, u64::MAX), due);

@@ -36,12 +36,8 @@ pub(super) enum Work {
         entries_max: usize,
         bytes_max: u64,
     },
-    /// Marks acknowledged entries (outbox seq, relay seq) and failed ones (seq, reason,
-    /// permanent).
-    Mark {
-        acked: Vec<(u64, u64)>,
-        failed: Vec<(u64, String, bool)>,
-    },
+    /// Marks what the relay answered for entries.
+    Mark(Marks),
     Apply(Apply),
     List {
         space: SpaceId,
@@ -60,6 +56,44 @@ pub(super) enum Work {
         space: SpaceId,
     },
     Requeue,
+}
+
+/// The relay's answers for pushed entries, by what becomes of them.
+#[derive(Default)]
+pub(super) struct Marks {
+    /// Stored: (outbox seq, relay seq).
+    pub acked: Vec<(u64, u64)>,
+    /// Refused: (seq, reason, permanent).
+    pub failed: Vec<(u64, String, bool)>,
+    /// Refused for lacking changes the relay does not hold: (seq, reason, permanent).
+    /// Blocked if an earlier entry of the record failed for good, else failed.
+    pub dependency: Vec<(u64, String, bool)>,
+    /// Held back by the rate limit until then (ms since the epoch, device clock).
+    pub held: Option<(Vec<u64>, i64)>,
+}
+
+impl Marks {
+    fn run(self, store: &Store) -> crate::Result<SyncSummary> {
+        let outbox = store.outbox();
+        if !self.acked.is_empty() {
+            outbox.mark_acked(&self.acked)?;
+        }
+        for (seq, reason, permanent) in &self.failed {
+            outbox.mark_failed(*seq, reason, *permanent)?;
+        }
+        for (seq, reason, permanent) in &self.dependency {
+            if outbox.mark_dependency_refused(*seq, reason, *permanent)? {
+                tracing::info!(
+                    outbox_seq = seq,
+                    "an entry waits behind an earlier change the sync server refused"
+                );
+            }
+        }
+        if let Some((seqs, retry_at_ms)) = &self.held {
+            outbox.hold(seqs, *retry_at_ms)?;
+        }
+        store.sync_summary()
+    }
 }
 
 /// Received changes or a snapshot page to apply, with what to count.
@@ -135,23 +169,20 @@ impl Job {
                     .take_batch(entries_max, bytes_max)
                     .and_then(|batch| Ok((batch, store.sync_summary()?))),
             ),
-            Work::Mark { acked, failed } => Result::Marked((|| {
-                let outbox = store.outbox();
-                if !acked.is_empty() {
-                    outbox.mark_acked(&acked)?;
-                }
-                for (seq, reason, permanent) in &failed {
-                    outbox.mark_failed(*seq, reason, *permanent)?;
-                }
-                store.sync_summary()
-            })()),
+            Work::Mark(marks) => Result::Marked(marks.run(store)),
             Work::Apply(Apply { work, applied }) => {
                 let result = match work {
                     Received::Changes {
                         space,
                         entries,
                         next_cursor,
-                    } => store.inbox().apply_changes(&space, &entries, next_cursor),
+                    } => {
+                        let result = store.inbox().apply_changes(&space, &entries, next_cursor);
+                        if result.is_ok() {
+                            trace_applied(&space, &entries);
+                        }
+                        result
+                    }
                     Received::Snapshot {
                         space,
                         records,
@@ -199,6 +230,24 @@ impl Job {
                 store.sync_summary()
             })),
         })
+    }
+}
+
+/// Logs each entry applied (durably) in its `apply` span, whose `event_id` is the one the
+/// pushing device's `push` span and the relay's `store` span carry. Ids only: never field
+/// values or change bytes.
+fn trace_applied(space: &SpaceId, entries: &[holdfast_protocol::ChangeEntry]) {
+    for entry in entries {
+        let span = tracing::debug_span!(
+            "apply",
+            event_id = %entry.event_id,
+            %space,
+            record = %entry.record,
+            relay_seq = entry.seq,
+        );
+        // An entry without changes is this device's own, sent back to move the cursor.
+        let own = entry.changes.is_empty();
+        span.in_scope(|| tracing::debug!(own, "applied"));
     }
 }
 
