@@ -1,15 +1,13 @@
 //! Applying changes made elsewhere (an imported bundle now, the relay later) to local
 //! records: batched per document, staged and committed like a local write.
 
-use automerge::transaction::Transactable;
-use automerge::{Change, ReadDoc, ROOT};
+use automerge::{Change, ReadDoc};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Entry;
 use crate::commit::{Before, Changed, Staged};
-use crate::doc::{FieldValue, View, COLLECTION_KEY, SPACE_KEY};
+use crate::doc::{View, COLLECTION_KEY, SPACE_KEY};
 use crate::error::Result;
-use crate::schema::FieldKind;
 use crate::store::{Inner, State};
 use crate::subscribe::Origin;
 use crate::tables::RecordMeta;
@@ -192,44 +190,16 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs the configured resolvers on conflicted fields; returns how many it settled.
+    /// Runs the configured resolvers on conflicted fields; returns how many it settled
+    /// (see `conflict::settle`).
     pub(crate) fn run_resolvers(&self, entry: &mut Entry, now: i64) -> usize {
-        let Some(collection) = self.schema.collections.get(&entry.meta.collection) else {
-            return 0;
-        };
-        let mut settled = Vec::new();
-        for (name, field) in collection
-            .fields
-            .iter()
-            .filter(|(_, f)| f.kind == FieldKind::Versioned)
-        {
-            let Some(resolver) = self
-                .config
-                .resolvers
-                .get(&(entry.meta.collection.clone(), name.clone()))
-            else {
-                continue;
-            };
-            if let FieldValue::Conflict(candidates) =
-                View::latest(&entry.doc).field(name, field, self.device)
-            {
-                if let Some(v) = resolver(&candidates) {
-                    if Some(v.scalar_type()) == field.scalar_type() {
-                        settled.push((name.clone(), v));
-                    }
-                }
-            }
-        }
-        if settled.is_empty() {
-            return 0;
-        }
-        let options = automerge::transaction::CommitOptions::default().with_time(now);
-        let mut tx = entry.doc.transaction();
-        for (name, v) in &settled {
-            tx.put(ROOT, name.as_str(), v.to_automerge())
-                .expect("root put");
-        }
-        tx.commit_with(options);
-        settled.len()
+        crate::conflict::settle::run_resolvers(
+            &self.schema,
+            &self.config.resolvers,
+            self.device,
+            &entry.meta.collection,
+            &mut entry.doc,
+            now,
+        )
     }
 }

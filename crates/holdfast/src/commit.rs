@@ -18,20 +18,19 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use automerge::{Automerge, ChangeHash};
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 
 use crate::cache::Entry;
+use crate::conflict::{detect, table::Flags};
 use crate::damage::Guarded;
-use crate::doc::{View, STATE_FIELD};
+use crate::doc::View;
 use crate::error::{CommitError, Error, Result};
 use crate::limits::COMPACT_TAIL_BYTES_MIN;
 use crate::lock::lock;
-use crate::schema::FieldKind;
 use crate::store::{Inner, State};
 use crate::subscribe::{ChangeEvent, Origin};
 use crate::tables::{self, JournalRow, OutboxRow, RecordMeta, RowState};
 use crate::{EventId, RecordId};
-
 
 /// The rows one write will put on disk.
 #[derive(Default)]
@@ -237,7 +236,7 @@ impl Inner {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let conflicts = self.conflict_flags(doc, &entry.meta.collection);
+        let conflicts = detect::flags(&self.schema, &View::latest(doc), &entry.meta.collection);
         // Everything not yet handed to the queue: the chunk to append and, usually, exactly
         // the changes this write made (computed once: it is the costliest step here).
         let new_changes = new_changes
@@ -273,22 +272,6 @@ impl Inner {
             entry,
             write: Some((record, event)),
         }
-    }
-
-    /// Every versioned field of the record, and its `_state`, with whether it is in conflict.
-    fn conflict_flags(&self, doc: &Automerge, collection: &str) -> Vec<(String, bool)> {
-        let view = View::latest(doc);
-        let mut flags: Vec<(String, bool)> = self
-            .schema
-            .collections
-            .get(collection)
-            .into_iter()
-            .flat_map(|c| &c.fields)
-            .filter(|(_, f)| f.kind == FieldKind::Versioned)
-            .map(|(name, f)| (name.clone(), view.conflicted(name, f)))
-            .collect();
-        flags.push((STATE_FIELD.to_owned(), view.state_conflicted()));
-        flags
     }
 
     /// Queues a staged write for the next group commit. Call with the state lock held, right
@@ -406,13 +389,11 @@ impl Inner {
     fn write_group(&self, group: &[Staged]) -> Result<()> {
         use tables::{LOG_JOURNAL, LOG_OUTBOX, SLOT_META, SLOT_SNAPSHOT};
         let txn = Guarded::new(tables::begin_durable(&self.db)?);
-        let mut detected = 0u64;
-        let mut resolved = 0u64;
         {
             let mut records = txn.open_table(tables::RECORDS)?;
             let mut log = txn.open_table(tables::LOG)?;
             let mut index = txn.open_table(tables::INDEX)?;
-            let mut conflicts = txn.open_table(tables::CONFLICTS)?;
+            let mut conflicts = Flags::open(&txn)?;
             for r in group.iter().flat_map(|s| &s.records) {
                 let key = tables::rid(r.id);
                 records.insert((key, SLOT_META), r.meta_row.as_slice())?;
@@ -448,19 +429,9 @@ impl Inner {
                 for k in &r.index_add {
                     index.insert(k.as_slice(), ())?;
                 }
-                for (field, conflicted) in &r.conflicts {
-                    // Read first: the table is only written when a flag changes.
-                    let k = (key, field.as_str());
-                    let present = conflicts.get(k)?.is_some();
-                    if *conflicted && !present {
-                        conflicts.insert(k, r.now_ms)?;
-                        detected += 1;
-                    } else if !*conflicted && present {
-                        conflicts.remove(k)?;
-                        resolved += 1;
-                    }
-                }
+                conflicts.set(r.id, &r.conflicts, r.now_ms)?;
             }
+            conflicts.finish(&txn)?;
         }
         let cursors: Vec<_> = group.iter().flat_map(|s| &s.cursors).collect();
         if !cursors.is_empty() {
@@ -471,9 +442,6 @@ impl Inner {
                     None => table.remove(space.as_str())?,
                 };
             }
-        }
-        if detected + resolved > 0 {
-            crate::conflict::count(&txn, detected, resolved)?;
         }
         txn.into_inner().commit()?;
         Ok(())

@@ -1,16 +1,51 @@
-//! Conflicts: the table of conflicted fields, their counters, and resolution.
+//! Conflicts, all of them: what is a conflict and its candidates (`detect`), the table of
+//! open conflicts and the counters a commit keeps (`table`), and settling one: by the app
+//! ([`Resolution`], through [`Tx::resolve`](crate::Tx::resolve) and [`Store::resolve`]) or
+//! by a [`Resolver`] as changes arrive (`settle`).
 
-use redb::{ReadableTable, WriteTransaction};
+use std::sync::Arc;
+
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{Candidate, FieldValue, STATE_FIELD};
+use crate::doc::{FieldValue, STATE_FIELD};
 use crate::error::Result;
 use crate::tables;
-use crate::txn::Resolution;
-use crate::{RecordId, Store};
+use crate::value::Value;
+use crate::{DeviceId, RecordId, Store};
 
-const META_DETECTED: &str = "conflicts_detected";
-const META_RESOLVED: &str = "conflicts_resolved";
+pub(crate) mod detect;
+pub(crate) mod settle;
+pub(crate) mod table;
+
+/// One of the concurrent values of a conflicted field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The value this device wrote.
+    pub value: Value,
+    /// The device that wrote it (`None` for a writer outside Holdfast).
+    pub device: Option<DeviceId>,
+    /// When, by that device's clock (ms since the epoch): shown to people, never used to
+    /// pick a winner.
+    pub at_ms: i64,
+    /// Whether this device wrote it.
+    pub mine: bool,
+}
+
+/// How to settle a conflicted field.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Resolution {
+    /// Keep the value written on this device.
+    KeepMine,
+    /// Take the other device's value (the most recent by its author's clock if several).
+    UseTheirs,
+    /// Write a new value (for example a merge of the candidates).
+    Value(Value),
+}
+
+/// Picks a value for a conflicted versioned field, or leaves the conflict to the user.
+pub type Resolver = Arc<dyn Fn(&[Candidate]) -> Option<Value> + Send + Sync>;
 
 /// A conflicted field, as listed from the conflicts table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,12 +91,7 @@ impl Store {
         let me = self.inner.device;
         self.inner.read(id, |view, meta| {
             if field == STATE_FIELD {
-                let conflicted = view.state_conflicted();
-                return Ok(if conflicted {
-                    view.state_candidates(me)
-                } else {
-                    Vec::new()
-                });
+                return Ok(detect::state_candidates(&view, me));
             }
             let def = self.inner.schema.field(&meta.collection, field)?;
             Ok(match view.field(field, def, me) {
@@ -78,31 +108,7 @@ impl Store {
 
     /// Conflicts detected and resolved since the store was created.
     pub fn conflict_counts(&self) -> Result<ConflictCounts> {
-        self.inner.reading(|txn| {
-            let meta = txn.open_table(tables::META)?;
-            let read = |key| -> Result<u64> {
-                Ok(meta
-                    .get(key)?
-                    .and_then(|v| v.value().try_into().ok())
-                    .map_or(0, u64::from_le_bytes))
-            };
-            Ok(ConflictCounts {
-                detected: read(META_DETECTED)?,
-                resolved: read(META_RESOLVED)?,
-            })
-        })
+        self.inner
+            .reading(|txn| table::counts(&txn.open_table(tables::META)?))
     }
-}
-
-/// Adds to the persisted conflict counters within `txn`.
-pub(crate) fn count(txn: &WriteTransaction, detected: u64, resolved: u64) -> Result<()> {
-    let mut meta = txn.open_table(tables::META)?;
-    for (key, add) in [(META_DETECTED, detected), (META_RESOLVED, resolved)] {
-        let old = meta
-            .get(key)?
-            .and_then(|v| v.value().try_into().ok())
-            .map_or(0, u64::from_le_bytes);
-        meta.insert(key, (old + add).to_le_bytes().as_slice())?;
-    }
-    Ok(())
 }

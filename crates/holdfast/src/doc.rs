@@ -1,15 +1,10 @@
 //! How a record lives in its Automerge document: reserved keys, field reads (optionally at
-//! the committed heads), conflict candidates, and the index keys a record state implies.
+//! the committed heads), and the index keys a record state implies. What a conflict is,
+//! and its candidates, is `conflict::detect`'s.
 //!
 //! Layout of the root map: `_collection` and `_space` (written once, at creation), `_state`
 //! (written only by delete and restore: `"live"`, or `"deleted:"` and a random suffix so
 //! that confirming a delete is a new value), then one key per field.
-//!
-//! A delete is concurrent with an edit when some head of the document does not descend from
-//! the delete's change: the deleting device never saw that edit. That is a delete/edit
-//! conflict on [`STATE_FIELD`], identical on every replica because it depends only on the
-//! document. The record stays hidden (no silent resurrection) and the edit stays in the
-//! document (no silent loss) until the app restores it or confirms the delete.
 
 use std::collections::BTreeSet;
 
@@ -18,6 +13,7 @@ use automerge::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::conflict::{detect, Candidate};
 use crate::schema::{Collection, Field, FieldKind};
 use crate::value::Value;
 use crate::{DeviceId, SpaceId};
@@ -46,20 +42,6 @@ pub enum FieldValue {
     Conflict(Vec<Candidate>),
     /// Never written.
     Missing,
-}
-
-/// One of the concurrent values of a conflicted field.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    /// The value this device wrote.
-    pub value: Value,
-    /// The device that wrote it (`None` for a writer outside Holdfast).
-    pub device: Option<DeviceId>,
-    /// When, by that device's clock (ms since the epoch): shown to people, never used to
-    /// pick a winner.
-    pub at_ms: i64,
-    /// Whether this device wrote it.
-    pub mine: bool,
 }
 
 /// A document, or a transaction on one, that can also name the change behind an operation.
@@ -124,7 +106,7 @@ impl<'a, D: Doc> View<'a, D> {
         View { doc, heads: None }
     }
 
-    fn get_all(&self, obj: &ExId, key: &str) -> Vec<(automerge::Value<'a>, ExId)> {
+    pub(crate) fn get_all(&self, obj: &ExId, key: &str) -> Vec<(automerge::Value<'a>, ExId)> {
         let r = match self.heads {
             Some(h) => self.doc.get_all_at(obj, key, h),
             None => self.doc.get_all(obj, key),
@@ -229,123 +211,8 @@ impl<'a, D: Doc> View<'a, D> {
                     _ => FieldValue::Missing,
                 }
             }
-            FieldKind::Versioned => {
-                let ty = field.scalar_type().expect("validated");
-                let raw = self.raw_candidates(name, |s| Value::from_automerge(ty, s));
-                match raw.len() {
-                    0 => FieldValue::Missing,
-                    _ if all_equal(&raw) => {
-                        FieldValue::Value(raw.into_iter().next().expect("non-empty").0)
-                    }
-                    _ => FieldValue::Conflict(self.describe(raw, me)),
-                }
-            }
+            FieldKind::Versioned => detect::versioned(self, name, field, me),
         }
-    }
-
-    /// Whether a versioned field holds concurrent different values (cheaper than reading
-    /// the candidates: no authors, no times).
-    pub fn conflicted(&self, name: &str, field: &Field) -> bool {
-        let ty = field.scalar_type().expect("validated");
-        !all_equal(&self.raw_candidates(name, |s| Value::from_automerge(ty, s)))
-    }
-
-    /// Whether a delete is concurrent with an edit (see the module docs).
-    pub fn state_conflicted(&self) -> bool {
-        !self.unseen_edits().is_empty()
-    }
-
-    /// The changes that make a delete/edit conflict: restores concurrent with a delete, and
-    /// heads that descend from no delete. Empty when the record is not deleted.
-    fn unseen_edits(&self) -> Vec<ChangeHash> {
-        let states = self.raw_candidates(STATE_FIELD, state_value);
-        let deletes: Vec<ChangeHash> = states
-            .iter()
-            .filter(|(v, _)| v.as_str() == Some(DELETED))
-            .filter_map(|(_, op)| self.doc.change_of(op))
-            .collect();
-        if deletes.is_empty() {
-            return Vec::new();
-        }
-        let restores = states
-            .iter()
-            .filter(|(v, _)| v.as_str() == Some(LIVE))
-            .filter_map(|(_, op)| self.doc.change_of(op));
-        let heads = self
-            .heads
-            .map_or_else(|| self.doc.heads(), <[ChangeHash]>::to_vec);
-        let unseen_heads = heads
-            .into_iter()
-            .filter(|h| !deletes.iter().any(|d| self.doc.precedes(d, h)));
-        let mut out: Vec<ChangeHash> = restores.chain(unseen_heads).collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    /// The concurrent values at `key` with the operations that wrote them.
-    fn raw_candidates(
-        &self,
-        key: &str,
-        convert: impl Fn(&ScalarValue) -> Option<Value>,
-    ) -> Vec<(Value, ExId)> {
-        self.get_all(&ROOT, key)
-            .into_iter()
-            .filter_map(|(v, op)| match v {
-                automerge::Value::Scalar(s) => Some((convert(&s)?, op)),
-                automerge::Value::Object(_) => None,
-            })
-            .collect()
-    }
-
-    /// Adds each candidate's author and time (looked up from the change that wrote it).
-    fn describe(&self, raw: Vec<(Value, ExId)>, me: DeviceId) -> Vec<Candidate> {
-        raw.into_iter()
-            .map(|(value, op)| {
-                let device = match &op {
-                    ExId::Id(_, actor, _) => device_of(actor),
-                    ExId::Root => None,
-                };
-                let at_ms = self
-                    .doc
-                    .change_of(&op)
-                    .and_then(|h| self.doc.get_change_by_hash(&h))
-                    .map_or(0, |c| c.timestamp());
-                Candidate {
-                    value,
-                    device,
-                    at_ms,
-                    mine: device == Some(me),
-                }
-            })
-            .collect()
-    }
-
-    /// The sides of a delete/edit conflict: each delete, and each edit or restore made
-    /// without seeing it, as `"deleted"` and `"live"` candidates. Empty without a conflict.
-    pub fn state_candidates(&self, me: DeviceId) -> Vec<Candidate> {
-        let unseen = self.unseen_edits();
-        if unseen.is_empty() {
-            return Vec::new();
-        }
-        let deletes = self
-            .raw_candidates(STATE_FIELD, state_value)
-            .into_iter()
-            .filter(|(v, _)| v.as_str() == Some(DELETED));
-        let mut out = self.describe(deletes.collect(), me);
-        for h in unseen {
-            let Some(change) = self.doc.get_change_by_hash(&h) else {
-                continue;
-            };
-            let device = device_of(change.actor_id());
-            out.push(Candidate {
-                value: Value::String(LIVE.to_owned()),
-                device,
-                at_ms: change.timestamp(),
-                mine: device == Some(me),
-            });
-        }
-        out
     }
 
     /// The index keys this state of record implies (none when deleted).
@@ -379,19 +246,6 @@ impl<'a, D: Doc> View<'a, D> {
         }
         keys
     }
-}
-
-/// Equal candidate values settle by themselves; only different ones are a conflict.
-fn all_equal(raw: &[(Value, ExId)]) -> bool {
-    raw.iter().all(|(v, _)| *v == raw[0].0)
-}
-
-/// A `_state` value as `"deleted"` or `"live"`.
-fn state_value(s: &ScalarValue) -> Option<Value> {
-    let deleted = matches!(s, ScalarValue::Str(s) if s.starts_with(DELETED));
-    Some(Value::String(
-        if deleted { DELETED } else { LIVE }.to_owned(),
-    ))
 }
 
 /// A fresh `_state` value meaning deleted: distinct from every earlier one, because

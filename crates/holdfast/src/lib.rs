@@ -132,8 +132,8 @@ pub use limits::{
     BUNDLE_BYTES_MAX, COMPACT_TAIL_BYTES_MIN, DOC_CACHE_BYTES_DEFAULT, NAME_BYTES_MAX,
     SUBSCRIPTION_BACKLOG_MAX,
 };
-pub use conflict::{Conflict, ConflictCounts};
-pub use doc::{Candidate, FieldValue, STATE_FIELD};
+pub use conflict::{Candidate, Conflict, ConflictCounts, Resolution, Resolver};
+pub use doc::{FieldValue, STATE_FIELD};
 pub use error::{BundleError, CommitError, Error, ReadOnlyReason, Result, SchemaError};
 pub use holdfast_protocol::{
     ChangeEntry, Cursor, DeviceId, EventId, RecordId, RecordState, SpaceId,
@@ -145,14 +145,14 @@ pub use outbox::{Outbox, OutboxEntry, SyncState, SyncSummary};
 pub use query::{Page, PageToken, Query};
 pub use record::Record;
 pub use schema::{Collection, Field, FieldKind, Schema};
-pub use store::{Clock, Resolver, Store, StoreConfig, StoreStats};
+pub use store::{Clock, Store, StoreConfig, StoreStats};
 pub use subscribe::{ChangeEvent, Notification, Origin, Subscription};
 #[cfg(feature = "sync")]
 pub use sync::{
     CaughtUp, ConnectionState, SyncConfig, SyncError, SyncHandle, SyncMetrics, SyncReport,
     SyncStatus,
 };
-pub use txn::{Resolution, Tx};
+pub use txn::Tx;
 pub use value::{ScalarType, Value};
 
 #[cfg(test)]

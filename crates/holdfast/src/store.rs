@@ -12,8 +12,9 @@ use redb::{
 
 use crate::cache::{DocCache, Entry};
 use crate::commit::Pending;
+use crate::conflict::{Candidate, Resolver};
 use crate::damage::{self, Guarded};
-use crate::doc::{self, Candidate, FieldValue, View};
+use crate::doc::{self, FieldValue, View};
 use crate::error::{Error, ReadOnlyReason, Result, SchemaError};
 use crate::limits::DOC_CACHE_BYTES_DEFAULT;
 use crate::record::Record;
@@ -23,10 +24,6 @@ use crate::tables::{self, RecordMeta};
 use crate::txn::Tx;
 use crate::value::Value;
 use crate::{DeviceId, RecordId};
-
-
-/// Picks a value for a conflicted versioned field, or leaves the conflict to the user.
-pub type Resolver = Arc<dyn Fn(&[Candidate]) -> Option<Value> + Send + Sync>;
 
 /// A clock in milliseconds since the Unix epoch. Times are shown to people and never decide
 /// a merge, so a skewed clock changes no outcome.

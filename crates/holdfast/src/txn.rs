@@ -7,7 +7,8 @@ use crate::cache::Entry;
 use std::sync::Arc;
 
 use crate::commit::{Before, Changed, Pending, Staged};
-use crate::doc::{self, Candidate, FieldValue, View, DELETED, LIVE, STATE_FIELD};
+use crate::conflict::{detect, settle, Candidate, Resolution};
+use crate::doc::{self, FieldValue, View, DELETED, LIVE, STATE_FIELD};
 use crate::error::{CommitError, Error, Result, SchemaError};
 use crate::record::Record;
 use crate::schema::{Field, FieldKind};
@@ -16,18 +17,6 @@ use crate::subscribe::Origin;
 use crate::tables::RecordMeta;
 use crate::value::Value;
 use crate::{RecordId, SpaceId};
-
-/// How to settle a conflicted field.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Resolution {
-    /// Keep the value written on this device.
-    KeepMine,
-    /// Take the other device's value (the most recent by its author's clock if several).
-    UseTheirs,
-    /// Write a new value (for example a merge of the candidates).
-    Value(Value),
-}
 
 /// A write in progress: every change made through it becomes durable together when the
 /// closure returns `Ok`, or is discarded when it returns `Err`.
@@ -250,7 +239,7 @@ impl<'s> Tx<'s> {
         let inner = self.inner;
         let t = self.touch(id)?;
         // Deleting again settles a delete/edit conflict in favour of the delete.
-        if !t.deleted || t.view().state_conflicted() {
+        if !t.deleted || detect::state_conflicted(&t.view()) {
             t.index_may_change(inner);
             t.txn().put(ROOT, STATE_FIELD, doc::deleted_marker())?;
             t.deleted = true;
@@ -272,7 +261,8 @@ impl<'s> Tx<'s> {
 
     /// Settles a conflicted `Versioned` field, or a delete/edit conflict ([`STATE_FIELD`]).
     /// The chosen value is written as a new change that supersedes every candidate, so it
-    /// settles the conflict on every device it syncs to.
+    /// settles the conflict on every device it syncs to. Which value `resolution` picks is
+    /// `conflict::settle`'s.
     pub fn resolve(&mut self, id: RecordId, field: &str, resolution: Resolution) -> Result<()> {
         let inner = self.inner;
         let me = inner.device;
@@ -283,7 +273,7 @@ impl<'s> Tx<'s> {
         };
         let t = self.touch(id)?;
         let candidates = if field == STATE_FIELD {
-            t.view().state_candidates(me)
+            detect::state_candidates(&t.view(), me)
         } else {
             let def = inner.schema.field(&t.meta.collection, field)?.clone();
             expect_kind(field, &def, &[FieldKind::Versioned], "resolve")?;
@@ -292,25 +282,7 @@ impl<'s> Tx<'s> {
                 _ => Vec::new(),
             }
         };
-        if candidates.len() < 2 || candidates.iter().all(|c| c.value == candidates[0].value) {
-            return Err(reject("there is no conflict to resolve"));
-        }
-        let pick = |mine: bool| -> Option<Value> {
-            candidates
-                .iter()
-                .filter(|c| c.mine == mine)
-                .max_by_key(|c| c.at_ms)
-                .map(|c| c.value.clone())
-        };
-        let value = match resolution {
-            Resolution::KeepMine => {
-                pick(true).ok_or_else(|| reject("none of the versions was made on this device"))?
-            }
-            Resolution::UseTheirs => {
-                pick(false).ok_or_else(|| reject("every version was made on this device"))?
-            }
-            Resolution::Value(v) => v,
-        };
+        let value = settle::choose(&candidates, resolution).map_err(reject)?;
         let t = self.touch(id)?;
         t.index_may_change(inner);
         if field == STATE_FIELD {
