@@ -107,7 +107,9 @@ impl Inner {
             self.put_back_unchanged(st, id, entry, &before.heads)?;
             return Ok(Err(why));
         }
-        let resolved = self.run_resolvers(&mut entry, now);
+        let mut before = before;
+        let resolved =
+            self.resolve_noting(&mut entry, now, &mut before.conflicts, &mut before.resolved);
         summary.auto_resolved += resolved;
         if entry.doc.get_heads() != before.heads {
             summary.records_changed += 1;
@@ -193,13 +195,33 @@ impl Inner {
     /// Runs the configured resolvers on conflicted fields; returns how many it settled
     /// (see `conflict::settle`).
     pub(crate) fn run_resolvers(&self, entry: &mut Entry, now: i64) -> usize {
-        crate::conflict::settle::run_resolvers(
+        self.resolve_noting(entry, now, &mut Vec::new(), &mut Vec::new())
+    }
+
+    /// [`Inner::run_resolvers`], adding the conflicts they settle to `open` and `resolved`
+    /// (a write's [`Before::conflicts`] and [`Before::resolved`]), so that the commit logs
+    /// and keeps them.
+    fn resolve_noting(
+        &self,
+        entry: &mut Entry,
+        now: i64,
+        open: &mut Vec<(String, Vec<crate::Candidate>)>,
+        resolved: &mut Vec<String>,
+    ) -> usize {
+        let settled = crate::conflict::settle::run_resolvers(
             &self.schema,
             &self.config.resolvers,
             self.device,
             &entry.meta.collection,
             &mut entry.doc,
             now,
-        )
+        );
+        let count = settled.len();
+        for (field, candidates) in settled {
+            open.retain(|(f, _)| *f != field);
+            resolved.push(field.clone());
+            open.push((field, candidates));
+        }
+        count
     }
 }

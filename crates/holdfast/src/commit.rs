@@ -21,7 +21,9 @@ use automerge::{Automerge, ChangeHash};
 use redb::WriteTransaction;
 
 use crate::cache::Entry;
-use crate::conflict::{detect, table::Flags};
+use crate::conflict::history::{self, Event};
+use crate::conflict::table::{self as conflicts, Flags, Note};
+use crate::conflict::{detect, Candidate};
 use crate::damage::Guarded;
 use crate::doc::View;
 use crate::error::{CommitError, Error, Result};
@@ -62,6 +64,8 @@ struct StagedRecord {
     heads_after: Vec<ChangeHash>,
     /// Every versioned field (and `_state`) with whether it is now in conflict.
     conflicts: Vec<(String, bool)>,
+    /// Conflicts this write detected or settled, as its document tells.
+    notes: Vec<Note>,
     log: StagedLog,
     now_ms: i64,
 }
@@ -152,6 +156,10 @@ pub(crate) struct Changed {
 pub(crate) struct Before {
     pub heads: Vec<ChangeHash>,
     pub index: Option<BTreeSet<Vec<u8>>>,
+    /// The open conflicts and their candidates, to tell what the write settled.
+    pub conflicts: Vec<(String, Vec<Candidate>)>,
+    /// Fields a resolver settled as the changes arrived.
+    pub resolved: Vec<String>,
 }
 
 impl Before {
@@ -159,8 +167,24 @@ impl Before {
         Before {
             heads: doc.get_heads(),
             index: Some(index_keys(inner, id, doc, meta)),
+            conflicts: open_conflicts(inner, doc, meta),
+            resolved: Vec::new(),
         }
     }
+}
+
+/// The open conflicts of a record's document (see [`Before::conflicts`]).
+pub(crate) fn open_conflicts(
+    inner: &Inner,
+    doc: &Automerge,
+    meta: &RecordMeta,
+) -> Vec<(String, Vec<Candidate>)> {
+    detect::open(
+        &inner.schema,
+        &View::latest(doc),
+        &meta.collection,
+        inner.device,
+    )
 }
 
 /// The index keys of a record's current state (none if it does not exist yet).
@@ -236,7 +260,18 @@ impl Inner {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let conflicts = detect::flags(&self.schema, &View::latest(doc), &entry.meta.collection);
+        let view = View::latest(doc);
+        let conflicts = detect::flags(&self.schema, &view, &entry.meta.collection);
+        let notes = conflicts::notes(
+            &self.schema,
+            self.device,
+            &before.conflicts,
+            &before.resolved,
+            &conflicts,
+            &view,
+            &entry.meta.collection,
+            origin,
+        );
         // Everything not yet handed to the queue: the chunk to append and, usually, exactly
         // the changes this write made (computed once: it is the costliest step here).
         let new_changes = new_changes
@@ -266,6 +301,7 @@ impl Inner {
             log,
             heads_after,
             conflicts,
+            notes,
             now_ms,
         };
         Prepared {
@@ -337,7 +373,7 @@ impl Inner {
         {
             let mut st = lock(&self.state);
             match &result {
-                Ok(()) => {
+                Ok(_) => {
                     let mut outbox = lock(&self.outbox);
                     for r in staged.iter().flat_map(|s| &s.records) {
                         if !st.cache.committed(&r.id, r.heads_after.clone()) {
@@ -365,7 +401,8 @@ impl Inner {
                 }
             }
         }
-        if result.is_ok() {
+        if let Ok(conflict_events) = &result {
+            history::log(conflict_events);
             let queued = staged
                 .iter()
                 .flat_map(|s| &s.records)
@@ -379,17 +416,19 @@ impl Inner {
         for p in batch.iter().chain(&failed_later) {
             let later = failed_later.iter().any(|f| Arc::ptr_eq(f, p));
             p.finish(match &result {
-                Ok(()) => Ok(()),
+                Ok(_) => Ok(()),
                 Err(cause) if later => Err(CommitError::Earlier(cause.clone())),
                 Err(cause) => Err(CommitError::Group(cause.clone())),
             });
         }
     }
 
-    fn write_group(&self, group: &[Staged]) -> Result<()> {
+    /// Writes a group in one durable transaction; returns the conflicts it detected and
+    /// settled, to log once it is durable.
+    fn write_group(&self, group: &[Staged]) -> Result<Vec<Event>> {
         use tables::{LOG_JOURNAL, LOG_OUTBOX, SLOT_META, SLOT_SNAPSHOT};
         let txn = Guarded::new(tables::begin_durable(&self.db)?);
-        {
+        let events = {
             let mut records = txn.open_table(tables::RECORDS)?;
             let mut log = txn.open_table(tables::LOG)?;
             let mut index = txn.open_table(tables::INDEX)?;
@@ -429,10 +468,10 @@ impl Inner {
                 for k in &r.index_add {
                     index.insert(k.as_slice(), ())?;
                 }
-                conflicts.set(r.id, &r.conflicts, r.now_ms)?;
+                conflicts.set(r.id, &r.conflicts, &r.notes, r.now_ms)?;
             }
-            conflicts.finish(&txn)?;
-        }
+            conflicts.finish(&txn)?
+        };
         let cursors: Vec<_> = group.iter().flat_map(|s| &s.cursors).collect();
         if !cursors.is_empty() {
             let mut table = txn.open_table(tables::CURSORS)?;
@@ -444,7 +483,7 @@ impl Inner {
             }
         }
         txn.into_inner().commit()?;
-        Ok(())
+        Ok(events)
     }
 }
 

@@ -130,9 +130,11 @@ pub use bundle::{Export, ExportMark, BUNDLE_FORMAT};
 pub use check::CheckReport;
 pub use limits::{
     BUNDLE_BYTES_MAX, COMPACT_TAIL_BYTES_MIN, DOC_CACHE_BYTES_DEFAULT, NAME_BYTES_MAX,
-    SUBSCRIPTION_BACKLOG_MAX,
+    SETTLED_CONFLICTS_MAX, SETTLED_CONFLICT_AGE_MS_MAX, SUBSCRIPTION_BACKLOG_MAX,
 };
-pub use conflict::{Candidate, Conflict, ConflictCounts, Resolution, Resolver};
+pub use conflict::{
+    Author, Candidate, Conflict, ConflictCounts, Resolution, Resolver, SettledConflict, Settlement,
+};
 pub use doc::{FieldValue, STATE_FIELD};
 pub use error::{BundleError, CommitError, Error, ReadOnlyReason, Result, SchemaError};
 pub use holdfast_protocol::{

@@ -42,3 +42,11 @@ pub(crate) const APPLY_ENTRIES_MAX: usize = 1024;
 /// Records whose repair conversations run at once (one message each in flight), so a
 /// repair of a large space neither floods the relay nor holds every record in memory.
 pub const REPAIR_RECORDS_IN_FLIGHT: usize = 8;
+
+/// Settled conflicts kept for [`Store::settled_conflicts`](crate::Store::settled_conflicts):
+/// the oldest beyond this many are pruned on write, so the history stays small (about
+/// 100 bytes each) however often conflicts happen.
+pub const SETTLED_CONFLICTS_MAX: usize = 1000;
+
+/// How long a settled conflict is kept (30 days, by this device's clock), pruned on write.
+pub const SETTLED_CONFLICT_AGE_MS_MAX: i64 = 30 * 24 * 3600 * 1000;

@@ -37,6 +37,9 @@ pub(crate) const LOG_OUTBOX: u8 = 1;
 pub(crate) const LOG_JOURNAL: u8 = 2;
 /// (record id, field) → when the conflict was detected (ms since the epoch).
 pub(crate) const CONFLICTS: TableDefinition<(u128, &str), i64> = TableDefinition::new("conflicts");
+/// Sequence → a settled conflict ([`SETTLED_ROW_V1`], `conflict::history`): who wrote the
+/// candidates, when, and how it was settled, never the values. Bounded, pruned on write.
+pub(crate) const SETTLED: TableDefinition<u64, &[u8]> = TableDefinition::new("settled_conflicts");
 /// Index keys (see `index.rs`); the value is empty.
 pub(crate) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
 /// Space id → its sync cursor (a [`CURSOR_ROW_V1`] row of `holdfast_protocol::Cursor`):
@@ -124,6 +127,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(RECORDS)?;
     txn.open_table(LOG)?;
     txn.open_table(CONFLICTS)?;
+    txn.open_table(SETTLED)?;
     txn.open_table(INDEX)?;
     txn.open_table(CURSORS)?;
     Ok(())
@@ -142,6 +146,7 @@ pub(crate) const OUTBOX_ROW_V1: u8 = 1;
 pub(crate) const JOURNAL_ROW_V1: u8 = 1;
 pub(crate) const CHANGES_ROW_V1: u8 = 1;
 pub(crate) const CURSOR_ROW_V1: u8 = 1;
+pub(crate) const SETTLED_ROW_V1: u8 = 1;
 
 /// What the store knows about a record without loading its document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -124,6 +124,8 @@ impl<'s> Tx<'s> {
             before: Before {
                 heads: Vec::new(),
                 index: Some(Default::default()),
+                conflicts: Vec::new(),
+                resolved: Vec::new(),
             },
             deleted: false,
         });
@@ -361,6 +363,8 @@ impl<'s> Tx<'s> {
         let before = Before {
             heads: doc.get_heads(),
             index: None,
+            conflicts: crate::commit::open_conflicts(self.inner, &doc, &meta),
+            resolved: Vec::new(),
         };
         let deleted = View::latest(&doc).deleted();
         let txn = doc.into_transaction(None, None).expect("no patch log");

@@ -73,6 +73,50 @@ pub(crate) fn state_candidates<D: Doc>(view: &View<'_, D>, me: DeviceId) -> Vec<
     out
 }
 
+/// The open conflicts of a record of `collection` and their candidates: what a write
+/// starts from, to tell what it settled.
+pub(crate) fn open<D: Doc>(
+    schema: &Schema,
+    view: &View<'_, D>,
+    collection: &str,
+    me: DeviceId,
+) -> Vec<(String, Vec<Candidate>)> {
+    let mut out: Vec<(String, Vec<Candidate>)> = schema
+        .collections
+        .get(collection)
+        .into_iter()
+        .flat_map(|c| &c.fields)
+        .filter(|(_, f)| f.kind == FieldKind::Versioned)
+        .filter(|(name, f)| conflicted(view, name, f))
+        .filter_map(|(name, f)| match versioned(view, name, f, me) {
+            FieldValue::Conflict(c) => Some((name.clone(), c)),
+            _ => None,
+        })
+        .collect();
+    let state = state_candidates(view, me);
+    if !state.is_empty() {
+        out.push((STATE_FIELD.to_owned(), state));
+    }
+    out
+}
+
+/// A settled field as it now reads: its value (`"deleted"` or `"live"` for
+/// [`STATE_FIELD`]), and how many equal values it holds.
+pub(crate) fn settled<D: Doc>(
+    view: &View<'_, D>,
+    name: &str,
+    field: Option<&Field>,
+) -> (Option<Value>, usize) {
+    let Some(field) = field else {
+        let state = if view.deleted() { DELETED } else { LIVE };
+        return (Some(Value::String(state.to_owned())), 1);
+    };
+    let ty = field.scalar_type().expect("validated");
+    let raw = raw_candidates(view, name, |s| Value::from_automerge(ty, s));
+    let count = raw.len();
+    (raw.into_iter().next().map(|(v, _)| v), count)
+}
+
 /// Every versioned field of a record of `collection`, and its `_state`, with whether it
 /// is in conflict: what the conflicts table is to hold after a write.
 pub(crate) fn flags<D: Doc>(

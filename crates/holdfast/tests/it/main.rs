@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod conflict_history;
 mod crash;
 mod damage;
 mod disk_failure;
