@@ -185,7 +185,7 @@ impl Store {
     /// conflict is also logged (`tracing`, target `holdfast::conflict`).
     pub fn settled_conflicts(&self, limit: usize) -> Result<Vec<SettledConflict>> {
         self.inner
-            .reading(|txn| history::read(&txn.open_table(tables::SETTLED)?, limit))
+            .reading(|txn| history::read(&txn.open_table(tables::CONFLICTS_SETTLED)?, limit))
     }
 
     /// Conflicts detected and resolved since the store was created.

@@ -39,7 +39,8 @@ pub(crate) const LOG_JOURNAL: u8 = 2;
 pub(crate) const CONFLICTS: TableDefinition<(u128, &str), i64> = TableDefinition::new("conflicts");
 /// Sequence → a settled conflict ([`SETTLED_ROW_V1`], `conflict::history`): who wrote the
 /// candidates, when, and how it was settled, never the values. Bounded, pruned on write.
-pub(crate) const SETTLED: TableDefinition<u64, &[u8]> = TableDefinition::new("settled_conflicts");
+pub(crate) const CONFLICTS_SETTLED: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("conflicts_settled");
 /// Index keys (see `index.rs`); the value is empty.
 pub(crate) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
 /// Space id → its sync cursor (a [`CURSOR_ROW_V1`] row of `holdfast_protocol::Cursor`):
@@ -127,7 +128,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(RECORDS)?;
     txn.open_table(LOG)?;
     txn.open_table(CONFLICTS)?;
-    txn.open_table(SETTLED)?;
+    txn.open_table(CONFLICTS_SETTLED)?;
     txn.open_table(INDEX)?;
     txn.open_table(CURSORS)?;
     Ok(())

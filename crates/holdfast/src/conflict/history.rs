@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Author, SettledConflict, Settlement};
 use crate::error::Result;
 use crate::limits::{SETTLED_CONFLICTS_MAX, SETTLED_CONFLICT_AGE_MS_MAX};
-use crate::tables::{self, SETTLED, SETTLED_ROW_V1};
+use crate::tables::{self, CONFLICTS_SETTLED, SETTLED_ROW_V1};
 use crate::RecordId;
 
 /// A conflict a commit detected or settled, to log once the commit is durable.
@@ -40,7 +40,7 @@ pub(crate) fn record(
     settled: &[&SettledConflict],
     now_ms: i64,
 ) -> Result<()> {
-    let mut table = txn.open_table(SETTLED)?;
+    let mut table = txn.open_table(CONFLICTS_SETTLED)?;
     let first = table.last()?.map_or(0, |(k, _)| k.value() + 1);
     for (next, s) in (first..).zip(settled) {
         let row = Row {
