@@ -80,6 +80,10 @@ pub const PUSHES_IN_FLIGHT_MAX_DEFAULT: u32 = 8;
 /// second, on average, before pushes are refused with `RateLimited`.
 ///
 /// [`RelayConfig::push_rate_per_sec`]: crate::session::RelayConfig::push_rate_per_sec
+///
+/// A device paces its pushes below it (a push that is not full waits 25 ms after the
+/// previous one), so an honest device catching up never meets it: BENCHMARKS.md, "Push
+/// rate of a device catching up".
 pub const PUSH_RATE_PER_SEC_DEFAULT: u32 = 50;
 
 /// Default for [`RelayConfig::push_burst`]: `Push` frames one connection may send at once

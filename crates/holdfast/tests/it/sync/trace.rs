@@ -1,7 +1,7 @@
 //! One change followed through the logs by its event id: the pushing device's `push`
-//! span, the relay's `store` span and the receiving device's `apply` span. Each device
-//! logs through its own subscriber, on the runtime it syncs on; the relay is a process
-//! whose log the harness keeps.
+//! span, the relay's `store` span and the receiving device's `apply` span. The devices
+//! log through the test process's subscriber (told apart by their device ids); the relay
+//! is a process whose log the harness keeps.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -32,28 +32,28 @@ impl Buffer {
     }
 }
 
-/// Runs `sync_once` for `store` on a runtime whose every thread logs to `buffer`.
-fn sync_once_traced(store: &Store, url: &str, token: &str, buffer: &Buffer) {
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("holdfast=debug")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let on_start = dispatch.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .on_thread_start(move || {
-            // The runtime's threads (its blocking pool too) log here for their life.
-            std::mem::forget(tracing::dispatcher::set_default(&on_start));
-        })
-        .build()
-        .unwrap();
-    let _guard = tracing::dispatcher::set_default(&dispatch);
-    let report = rt
-        .block_on(store.sync_once_async(config(url, token, &["team"]), Instant::now() + TIMEOUT))
+/// Every line the process's subscriber wrote. It is global: per-thread subscribers lose
+/// events when another test's thread, without one, registers a callsite first (tracing
+/// caches its interest). Lines are told apart by event id and device id.
+fn log() -> &'static Buffer {
+    static LOG: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("holdfast::sync=info,holdfast::sync::driver=debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        buffer
+    })
+}
+
+fn sync_once_traced(store: &Store, url: &str, token: &str) {
+    log();
+    let report = store
+        .sync_once(config(url, token, &["team"]), Instant::now() + TIMEOUT)
         .unwrap();
     assert!(report.complete, "{report:?}");
 }
@@ -80,23 +80,31 @@ fn one_change_is_followed_from_the_push_through_the_relay_to_the_apply() {
     let entry = a.outbox().list(None, 10).unwrap().remove(0);
     let event_id = entry.event_id.to_string();
 
-    let pushing = Buffer::default();
-    sync_once_traced(&a, &relay.url(), &token, &pushing);
-    let receiving = Buffer::default();
+    sync_once_traced(&a, &relay.url(), &token);
     let b = open_store();
     // B bootstraps first (snapshot pages carry no event ids); a second change then
     // reaches it as a log entry.
-    sync_once_traced(&b, &relay.url(), &token, &Buffer::default());
+    sync_once_traced(&b, &relay.url(), &token);
     let id = entry.record;
     a.update(id, |tx| tx.set(id, "title", "second")).unwrap();
     let entry = a.outbox().list(None, 10).unwrap().remove(0);
     let event_id_2 = entry.event_id.to_string();
-    sync_once_traced(&a, &relay.url(), &token, &pushing);
-    sync_once_traced(&b, &relay.url(), &token, &receiving);
+    sync_once_traced(&a, &relay.url(), &token);
+    sync_once_traced(&b, &relay.url(), &token);
 
-    let device = pushing.text();
+    let text = log().text();
+    let on = |device: &Store| format!("device={}", device.device_id());
+    let device: String = text
+        .lines()
+        .filter(|l| l.contains(&on(&a)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let received: String = text
+        .lines()
+        .filter(|l| l.contains(&on(&b)))
+        .collect::<Vec<_>>()
+        .join("\n");
     let relay_log = std::fs::read_to_string(relay.dir.path().join("relay.log")).unwrap();
-    let received = receiving.text();
     for event_id in [&event_id, &event_id_2] {
         let pushed = lines_in(&device, "push", event_id);
         assert!(
