@@ -478,7 +478,7 @@ pub fn merge_convergence(data: &[u8]) {
             .import_changes(&created.bytes)
             .expect("the creation imports");
         assert!(
-            summary.rejected.is_empty(),
+            summary.refused.is_empty(),
             "the creation was refused: {summary:?}"
         );
     }
@@ -756,19 +756,18 @@ fn deliver(
     let known = model.known[j];
     let new = bundle.events & !known;
     let complete = is_complete(model, bundle, j);
-    let summary = replicas[j]
-        .store
-        .import_changes(&bundle.bytes)
-        .unwrap_or_else(|e| panic!("{when}: replica {j} could not import a bundle: {e}"));
+    let result = replicas[j].store.import_changes(&bundle.bytes);
     trace(|| {
         format!(
-            "{when}: replica {j} knowing {known:#b} imports {:#b}: complete {complete}, {summary:?}",
+            "{when}: replica {j} knowing {known:#b} imports {:#b}: complete {complete}, {result:?}",
             bundle.events
         )
     });
     if complete {
+        let summary = result
+            .unwrap_or_else(|e| panic!("{when}: replica {j} could not import a bundle: {e}"));
         assert!(
-            summary.rejected.is_empty(),
+            summary.refused.is_empty(),
             "{when}: replica {j} refused a bundle whose changes' past it has: {summary:?}"
         );
         assert_eq!(
@@ -778,11 +777,15 @@ fn deliver(
         );
         model.known[j] |= bundle.events;
     } else {
-        assert!(
-            summary.rejected.iter().any(|(r, _)| *r == id),
-            "{when}: replica {j} knowing {known:#b} accepted a bundle of {:#b} that lacks earlier changes: {summary:?}",
-            bundle.events
-        );
+        // The bundle holds this one record: refusing it refuses the whole import.
+        let refused = match result {
+            Err(holdfast::Error::Bundle(holdfast::BundleError::Refused(e))) => e.refused,
+            other => panic!(
+                "{when}: replica {j} knowing {known:#b} did not refuse a bundle of {:#b} that lacks earlier changes: {other:?}",
+                bundle.events
+            ),
+        };
+        assert!(refused.iter().any(|r| r.record == id), "{when}: {refused:?}");
     }
 }
 

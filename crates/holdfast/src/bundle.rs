@@ -7,18 +7,18 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use automerge::Change;
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{ApplySummary, Incoming};
 use crate::error::{BundleError, Result};
 use crate::limits::BUNDLE_BYTES_MAX;
 use crate::store::load_entry;
-use crate::subscribe::Origin;
 use crate::tables::{self, JournalRow};
 use crate::{DeviceId, RecordId, SpaceId, Store};
 
+mod import;
 mod progress;
+
+pub use import::{ImportRefused, ImportSummary, Refusal};
 
 const MAGIC: &[u8; 8] = b"HOLDFAST";
 /// The bundle format this code writes and reads.
@@ -26,7 +26,19 @@ pub const BUNDLE_FORMAT: u8 = 1;
 const FLAG_ZSTD: u8 = 1;
 const HEADER_BYTES: usize = MAGIC.len() + 2;
 
-/// Where an export ended; pass it to the next export to get only what changed since.
+/// A position in this store's change log: pass it to [`Store::export_changes`] to export
+/// only what the store recorded after it.
+///
+/// Every change a store records (its own writes, imported bundles, changes pulled by sync)
+/// takes the next number of one sequence the store keeps in its file, starting at 1. A mark
+/// `n` means "every change numbered up to `n`": the mark an export returns is the last
+/// number recorded when it was made, and [`Store::export_mark`] reads the same number
+/// without exporting. `ExportMark(0)` is the mark of a store that has recorded nothing
+/// yet, so exporting since it exports every change the store has recorded.
+///
+/// Marks survive closing and reopening the store, and only ever grow. They belong to the
+/// store that handed them out: another store's numbers count other changes, so a mark is
+/// meaningless there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ExportMark(pub u64);
 
@@ -68,8 +80,7 @@ impl Store {
     ) -> Result<Export> {
         self.inner.reading(|txn| {
             let log = txn.open_table(tables::LOG)?;
-            let mark = tables::log_last(&log, tables::LOG_JOURNAL)?
-                .max(tables::log_last(&log, tables::LOG_OUTBOX)?);
+            let mark = last_recorded(&log)?;
             // Record → the heads it had before the first change after `since`. Changes still in
             // the outbox and changes already journaled share one sequence: merge both.
             let mut wanted: BTreeMap<RecordId, (u64, Vec<automerge::ChangeHash>)> = BTreeMap::new();
@@ -137,31 +148,18 @@ impl Store {
         })
     }
 
-    /// Imports a bundle. Importing the same bundle twice changes nothing the second time.
-    /// A damaged bundle is refused whole with [`BundleError`]; records whose changes cannot
-    /// be applied are listed in the summary and leave local data untouched.
-    pub fn import_changes(&self, bytes: &[u8]) -> Result<ApplySummary> {
-        let incoming = incoming(decode(bytes)?)?;
-        self.inner.apply_incoming(incoming, Origin::Import, None)
+    /// The mark an export made now would return, without exporting: the last change this
+    /// store has durably recorded (see [`ExportMark`]). Keep it after an import to export
+    /// later only what came after.
+    pub fn export_mark(&self) -> Result<ExportMark> {
+        self.inner
+            .reading(|txn| Ok(ExportMark(last_recorded(&txn.open_table(tables::LOG)?)?)))
     }
 }
 
-/// The bundle's records with their changes parsed; one damaged change refuses the bundle.
-fn incoming(body: BundleBody) -> Result<Vec<Incoming>, BundleError> {
-    let mut incoming = Vec::with_capacity(body.records.len());
-    for r in body.records {
-        let mut changes = Vec::with_capacity(r.changes.len());
-        for raw in r.changes {
-            let change = Change::try_from(raw.as_slice())
-                .map_err(|e| BundleError::Corrupt(format!("record {}: {e}", r.id)))?;
-            changes.push(change);
-        }
-        incoming.push(Incoming {
-            record: r.id,
-            changes,
-        });
-    }
-    Ok(incoming)
+/// The last sequence of the log (0 when empty): outbox entries and journal rows share it.
+fn last_recorded(log: &impl redb::ReadableTable<(u8, u64), &'static [u8]>) -> Result<u64> {
+    Ok(tables::log_last(log, tables::LOG_JOURNAL)?.max(tables::log_last(log, tables::LOG_OUTBOX)?))
 }
 
 fn encode(body: &BundleBody) -> Vec<u8> {

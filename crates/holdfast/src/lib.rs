@@ -126,7 +126,7 @@ mod txn;
 mod value;
 
 pub use apply::ApplySummary;
-pub use bundle::{Export, ExportMark, BUNDLE_FORMAT};
+pub use bundle::{Export, ExportMark, ImportRefused, ImportSummary, Refusal, BUNDLE_FORMAT};
 pub use check::CheckReport;
 pub use limits::{
     BUNDLE_BYTES_MAX, COMPACT_TAIL_BYTES_MIN, DOC_CACHE_BYTES_DEFAULT, NAME_BYTES_MAX,

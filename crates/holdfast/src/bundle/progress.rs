@@ -1,27 +1,30 @@
 //! Importing a large bundle in durable steps, reporting progress between them, so a tool
 //! can show a progress bar and an interrupted import keeps what it applied.
 
+use super::import::{outcome, ImportSummary, Merged};
 use crate::apply::ApplySummary;
 use crate::error::Result;
 use crate::limits::IMPORT_STEP_RECORDS;
 use crate::subscribe::Origin;
 use crate::Store;
 
-
 impl Store {
     /// [`Store::import_changes`] for large bundles: the records are applied in steps of a
     /// few hundred, each durable on its own, and `progress(done, total)` (in records) is
     /// called before the first step and after each one.
     ///
-    /// A damaged bundle is still refused whole, before anything is applied. If the import
-    /// stops midway, the records applied so far stay, and importing the bundle again
+    /// A damaged bundle is still refused whole, before anything is applied, and an import
+    /// that refused records and applied none is an error, as with `import_changes`. If the
+    /// import stops midway, the records applied so far stay, and importing the bundle again
     /// applies the rest: importing twice changes nothing.
     pub fn import_changes_with_progress(
         &self,
         bytes: &[u8],
         mut progress: impl FnMut(usize, usize),
-    ) -> Result<ApplySummary> {
-        let incoming = super::incoming(super::decode(bytes)?)?;
+    ) -> Result<ImportSummary> {
+        let mut merged = Merged::default();
+        merged.add(super::decode(bytes)?)?;
+        let incoming = merged.finish();
         let total = incoming.len();
         let mut summary = ApplySummary::default();
         let mut done = 0;
@@ -37,7 +40,7 @@ impl Store {
             summary.rejected.extend(applied.rejected);
             progress(done, total);
         }
-        Ok(summary)
+        outcome(summary, total)
     }
 }
 

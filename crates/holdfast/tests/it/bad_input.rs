@@ -47,12 +47,12 @@ fn damaged_bundles_are_refused_whole() {
         bad[i] ^= 1 << rng.below(8);
         // Either refused with a typed error or (if the flip hit slack) imported intact.
         if let Ok(summary) = b.import_changes(&bad) {
-            assert!(summary.rejected.is_empty() || summary.records_changed == 0);
+            assert!(summary.refused.is_empty() || summary.records_changed == 0);
         }
     }
     // Nothing local was disturbed, and the good bundle still imports.
     assert!(b.exists(kept).unwrap());
-    b.import_changes(&bundle).unwrap();
+    b.import_changes(&bundle).unwrap().complete().unwrap();
     assert_eq!(b.get(id).unwrap().text("body").unwrap(), "precious");
 }
 
@@ -65,13 +65,13 @@ fn a_bundle_that_skips_earlier_changes_is_reported_not_half_applied() {
     a.write(|tx| tx.splice_text(id, "body", 0, 0, "later"))
         .unwrap();
     let delta = a.export_changes(Some(first.mark), None).unwrap();
-    let summary = b.import_changes(&delta.bytes).unwrap();
-    assert_eq!(summary.rejected.len(), 1);
-    assert_eq!(summary.rejected[0].0, id);
+    let refused = refused(b.import_changes(&delta.bytes));
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].record, id);
     assert!(!b.exists(id).unwrap());
     // Importing the earlier bundle, then the delta, completes it.
-    b.import_changes(&first.bytes).unwrap();
-    b.import_changes(&delta.bytes).unwrap();
+    b.import_changes(&first.bytes).unwrap().complete().unwrap();
+    b.import_changes(&delta.bytes).unwrap().complete().unwrap();
     assert_eq!(b.get(id).unwrap().text("body").unwrap(), "later");
 }
 
@@ -89,7 +89,7 @@ fn a_refused_bundle_leaves_a_known_record_as_it_was() {
         .map(|()| a.outbox().list(None, 1).unwrap()[0].record)
         .unwrap();
     let first = a.export_changes(None, None).unwrap();
-    b.import_changes(&first.bytes).unwrap();
+    b.import_changes(&first.bytes).unwrap().complete().unwrap();
     a.write(|tx| tx.splice_text(id, "body", 3, 0, " two"))
         .unwrap();
     let second = a.export_changes(Some(first.mark), None).unwrap();
@@ -97,15 +97,14 @@ fn a_refused_bundle_leaves_a_known_record_as_it_was() {
         .unwrap();
     let third = a.export_changes(Some(second.mark), None).unwrap();
 
-    let summary = b.import_changes(&third.bytes).unwrap();
-    assert_eq!(summary.rejected.len(), 1, "{summary:?}");
+    assert_eq!(refused(b.import_changes(&third.bytes)).len(), 1);
     assert_eq!(b.get(id).unwrap().text("body").unwrap(), "one");
     // The missing change, then the refused bundle again: both apply.
     let summary = b.import_changes(&second.bytes).unwrap();
-    assert!(summary.rejected.is_empty(), "{summary:?}");
+    assert!(summary.is_complete(), "{summary:?}");
     assert_eq!(b.get(id).unwrap().text("body").unwrap(), "one two");
     let summary = b.import_changes(&third.bytes).unwrap();
-    assert!(summary.rejected.is_empty(), "{summary:?}");
+    assert!(summary.is_complete(), "{summary:?}");
     assert_eq!(b.get(id).unwrap().text("body").unwrap(), "one two three");
 }
 
@@ -142,4 +141,15 @@ fn a_truncated_or_garbage_store_file_is_a_typed_error() {
     // The original is untouched.
     let s = reopen(&path);
     assert_eq!(s.all("note").unwrap().len(), 20);
+}
+
+/// The refusals of an import that applied nothing.
+fn refused(result: holdfast::Result<holdfast::ImportSummary>) -> Vec<holdfast::Refusal> {
+    match result {
+        Err(holdfast::Error::Bundle(BundleError::Refused(e))) => {
+            assert_eq!(e.records_accepted, 0, "{e:?}");
+            e.refused
+        }
+        other => panic!("expected the import to be refused, got {other:?}"),
+    }
 }

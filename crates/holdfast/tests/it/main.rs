@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod bundle;
 mod conflict_history;
 mod crash;
 mod damage;

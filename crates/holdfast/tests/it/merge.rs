@@ -329,7 +329,7 @@ fn incremental_export_carries_only_what_changed_since_the_mark() {
     assert_eq!(delta.records, 2);
     assert_eq!(delta.changes, 2);
     assert!(delta.bytes.len() < first.bytes.len() + 400);
-    b.import_changes(&delta.bytes).unwrap();
+    b.import_changes(&delta.bytes).unwrap().complete().unwrap();
     assert_eq!(b.get(id).unwrap().text("body").unwrap(), "new Hello world");
     assert!(b.exists(other).unwrap());
     // Nothing new since the last mark: an empty bundle.
@@ -337,7 +337,10 @@ fn incremental_export_carries_only_what_changed_since_the_mark() {
     // Filtered by space.
     let elsewhere = a.write(|tx| tx.create("note", &space("private"))).unwrap();
     let team_only = a.export_changes(None, Some(&space("team"))).unwrap();
-    b.import_changes(&team_only.bytes).unwrap();
+    b.import_changes(&team_only.bytes)
+        .unwrap()
+        .complete()
+        .unwrap();
     assert!(!b.exists(elsewhere).unwrap());
 }
 

@@ -102,7 +102,7 @@ pub fn notes_with_priority(store: &Store, n: i64) -> Vec<holdfast::RecordId> {
 pub fn sync_one_way(from: &Store, to: &Store) {
     let export = from.export_changes(None, None).unwrap();
     let summary = to.import_changes(&export.bytes).unwrap();
-    assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
 }
 
 pub fn sync_both(a: &Store, b: &Store) {
