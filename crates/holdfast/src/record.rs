@@ -1,4 +1,5 @@
-//! [`Record`]: an owned, serde-friendly snapshot of a record with typed accessors.
+//! [`Record`]: an owned, serde-friendly snapshot of a record with typed accessors; and the
+//! reads that need less than a whole record (a container's length, a record's heads).
 
 use std::collections::BTreeMap;
 
@@ -6,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::{Doc, FieldValue, View};
 use crate::error::{Error, Result, SchemaError};
+use crate::schema::FieldKind;
 use crate::store::Inner;
 use crate::tables::RecordMeta;
 use crate::value::Value;
@@ -126,6 +128,45 @@ impl Record {
 }
 
 impl crate::Store {
+    /// The length of a `Text` field in characters (Unicode scalar values, the positions
+    /// [`Tx::splice_text`](crate::Tx::splice_text) counts), 0 when never written. Reads
+    /// the field's length from the document (the cached one when loaded) without building
+    /// its text or reading any other field; like [`Store::field`](crate::Store::field),
+    /// which reads one field without the others.
+    pub fn text_len(&self, id: RecordId, field: &str) -> Result<usize> {
+        self.container_len(id, field, FieldKind::Text, "text_len")
+    }
+
+    /// The number of elements of a `List` field, 0 when never written, read the way
+    /// [`Store::text_len`] reads a text's length: no element is converted.
+    pub fn list_len(&self, id: RecordId, field: &str) -> Result<usize> {
+        self.container_len(id, field, FieldKind::List, "list_len")
+    }
+
+    fn container_len(
+        &self,
+        id: RecordId,
+        field: &str,
+        kind: FieldKind,
+        operation: &'static str,
+    ) -> Result<usize> {
+        self.inner.read(id, |view, meta| {
+            if view.deleted() {
+                return Err(Error::Deleted(id));
+            }
+            let def = self.inner.schema.field(&meta.collection, field)?;
+            if def.kind != kind {
+                return Err(SchemaError::WrongKind {
+                    field: field.to_owned(),
+                    kind: kind_name(def.kind),
+                    operation,
+                }
+                .into());
+            }
+            Ok(view.container(field).map_or(0, |obj| view.length(&obj)))
+        })
+    }
+
     /// The heads of record `id` as durable on this device, sorted: the hashes of the
     /// latest changes it holds. Two devices hold the same changes of a record exactly
     /// when its heads are equal. Reads the record's metadata row (no document).
@@ -140,5 +181,15 @@ impl crate::Store {
             heads.sort_unstable();
             Ok(heads)
         })
+    }
+}
+
+fn kind_name(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Text => "text",
+        FieldKind::List => "list",
+        FieldKind::Counter => "counter",
+        FieldKind::Lww => "lww",
+        FieldKind::Versioned => "versioned",
     }
 }

@@ -12,6 +12,7 @@ mod durability;
 mod inbox;
 mod merge;
 mod outbox;
+mod read;
 #[cfg(feature = "sync")]
 mod sync;
 mod util;

@@ -1,0 +1,96 @@
+//! Reading less than a whole record: one field, a text's or a list's length. Each agrees
+//! with the whole record's read, and fails the way a read of that record or field does.
+
+use holdfast::{Error, FieldValue, RecordId, SchemaError, Store, Value};
+
+use crate::util::{open, space};
+
+/// A note with a multi-byte body, three tags, a title, a conflict-free status.
+fn note(store: &Store) -> RecordId {
+    store
+        .write(|tx| {
+            let id = tx.create("note", &space("t"))?;
+            tx.splice_text(id, "body", 0, 0, "héllo wörld 🌍")?;
+            for (i, tag) in ["a", "b", "c"].into_iter().enumerate() {
+                tx.list_insert(id, "tags", i, tag)?;
+            }
+            tx.set(id, "title", "Plan")?;
+            Ok(id)
+        })
+        .unwrap()
+}
+
+/// The lengths and the one-field reads of `id` against its whole record.
+fn check(store: &Store, id: RecordId) {
+    let record = store.get(id).unwrap();
+    let text = record.text("body").unwrap();
+    assert_eq!(store.text_len(id, "body").unwrap(), text.chars().count());
+    assert_eq!(
+        store.list_len(id, "tags").unwrap(),
+        record.list("tags").unwrap().len()
+    );
+    for (name, value) in &record.fields {
+        assert_eq!(&store.field(id, name).unwrap(), value, "{name}");
+    }
+}
+
+#[test]
+fn lengths_and_single_fields_agree_with_the_whole_record() {
+    let s = open();
+    let id = note(&s);
+    assert_eq!(s.text_len(id, "body").unwrap(), 13);
+    assert_eq!(s.list_len(id, "tags").unwrap(), 3);
+    assert_eq!(
+        s.field(id, "title").unwrap(),
+        FieldValue::Value(Value::String("Plan".into()))
+    );
+    check(&s, id);
+
+    // After edits, and from a store that has not loaded the document yet.
+    s.update(id, |tx| {
+        tx.splice_text(id, "body", 0, 6, "")?;
+        tx.list_delete(id, "tags", 0)
+    })
+    .unwrap();
+    assert_eq!(s.text_len(id, "body").unwrap(), 7);
+    check(&s, id);
+    let s = s.reopen();
+    assert_eq!(s.text_len(id, "body").unwrap(), 7);
+    assert_eq!(s.list_len(id, "tags").unwrap(), 2);
+    check(&s, id);
+}
+
+#[test]
+fn unwritten_containers_have_length_zero() {
+    let s = open();
+    let id = s.write(|tx| tx.create("note", &space("t"))).unwrap();
+    assert_eq!(s.text_len(id, "body").unwrap(), 0);
+    assert_eq!(s.list_len(id, "tags").unwrap(), 0);
+    assert_eq!(s.field(id, "body").unwrap(), FieldValue::Text(String::new()));
+}
+
+#[test]
+fn a_length_read_fails_like_a_read_of_that_field() {
+    let s = open();
+    let id = note(&s);
+    assert!(matches!(
+        s.text_len(id, "title"),
+        Err(Error::Schema(SchemaError::WrongKind { ref field, kind: "lww", operation: "text_len" })) if field == "title"
+    ));
+    assert!(matches!(
+        s.list_len(id, "body"),
+        Err(Error::Schema(SchemaError::WrongKind { kind: "text", .. }))
+    ));
+    assert!(matches!(
+        s.text_len(id, "nope"),
+        Err(Error::Schema(SchemaError::UnknownField { .. }))
+    ));
+    let unknown = RecordId::from_bytes([7; 16]);
+    assert!(matches!(
+        s.text_len(unknown, "body"),
+        Err(Error::NotFound(_))
+    ));
+    s.write(|tx| tx.delete(id)).unwrap();
+    assert!(matches!(s.text_len(id, "body"), Err(Error::Deleted(_))));
+    assert!(matches!(s.field(id, "title"), Err(Error::Deleted(_))));
+}
