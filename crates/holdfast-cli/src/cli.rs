@@ -96,11 +96,21 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Write the store's changes to a bundle file, for a device without a network.
     #[command(
-        after_help = "Example:\n  holdfast export --db notes.redb /media/usb/notes.bundle --space team"
+        after_help = "Examples:\n  holdfast export --db notes.redb /media/usb/notes.bundle --space team\n  \
+        holdfast export --db notes.redb /media/usb/notes-2.bundle --since 41\n\n\
+        Each export prints its mark, the number of the last change the store had recorded; \
+        --since MARK exports only the changes recorded after it (a mark belongs to the store \
+        that printed it; --since 0 exports everything)."
     )]
     Export(ExportArgs),
-    /// Merge a bundle file written by another device (importing twice changes nothing).
-    #[command(after_help = "Example:\n  holdfast import --db notes.redb /media/usb/notes.bundle")]
+    /// Merge bundle files written by other devices (importing twice changes nothing).
+    #[command(
+        after_help = "Examples:\n  holdfast import --db notes.redb /media/usb/notes.bundle\n  \
+        holdfast import --db notes.redb monday.bundle tuesday.bundle\n\n\
+        Several files are merged in one durable step, in any order. A record whose changes \
+        need changes neither the store nor the files hold is refused and left as it was; \
+        the command then exits 1 (\"nothing was imported\" when every record was refused)."
+    )]
     Import(ImportArgs),
     /// Sync with a relay: send the outbox, receive other devices' changes.
     #[command(
@@ -249,6 +259,9 @@ pub struct ExportArgs {
     /// Only records of this space.
     #[arg(long, value_name = "S")]
     pub space: Option<SpaceId>,
+    /// Only the changes recorded after this mark (printed by an earlier export).
+    #[arg(long, value_name = "MARK")]
+    pub since: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -257,8 +270,9 @@ pub struct ExportArgs {
 /// `import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The bundle file to read.
-    pub file: PathBuf,
+    /// The bundle files to read, merged in one durable step.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

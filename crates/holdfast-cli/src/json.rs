@@ -223,6 +223,8 @@ pub struct ExportJson {
     pub changes: usize,
     /// Its size in bytes.
     pub bytes: usize,
+    /// Where it ended: pass to `export --since` for only what comes after.
+    pub mark: u64,
 }
 
 /// `import`.
@@ -236,6 +238,8 @@ pub struct ImportJson {
     pub auto_resolved: usize,
     /// Records whose changes could not be applied, with why.
     pub rejected: Vec<RejectedJson>,
+    /// The store's export mark after the import (see `export --since`).
+    pub mark: u64,
 }
 
 /// A record an import or sync could not apply.

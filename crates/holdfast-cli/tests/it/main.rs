@@ -3,6 +3,7 @@
 //! checked field by field, and failures checked for plain words and a non-zero exit.
 
 mod bad_input;
+mod bundles;
 mod damage;
 mod edit;
 mod maintenance;

@@ -138,7 +138,8 @@ fn importing_a_bundle_twice_changes_nothing() {
     let second = b.import(&bundle);
     assert_eq!(
         second,
-        json!({"records_changed": 0, "changes_applied": 0, "auto_resolved": 0, "rejected": []})
+        json!({"records_changed": 0, "changes_applied": 0, "auto_resolved": 0, "rejected": [],
+            "mark": 3})
     );
     let text = b.run(&["import", &bundle]).ok();
     assert!(text.starts_with("Nothing new"), "{text}");
