@@ -128,10 +128,6 @@ mod value;
 pub use apply::ApplySummary;
 pub use bundle::{Export, ExportMark, ImportRefused, ImportSummary, Refusal, BUNDLE_FORMAT};
 pub use check::CheckReport;
-pub use limits::{
-    BUNDLE_BYTES_MAX, COMPACT_TAIL_BYTES_MIN, DOC_CACHE_BYTES_DEFAULT, NAME_BYTES_MAX,
-    SETTLED_CONFLICTS_MAX, SETTLED_CONFLICT_AGE_MS_MAX, SUBSCRIPTION_BACKLOG_MAX,
-};
 pub use conflict::{
     Author, Candidate, Conflict, ConflictCounts, Resolution, Resolver, SettledConflict, Settlement,
 };
@@ -141,6 +137,10 @@ pub use holdfast_protocol::{
     ChangeEntry, Cursor, DeviceId, EventId, RecordId, RecordState, SpaceId,
 };
 pub use inbox::Inbox;
+pub use limits::{
+    BUNDLE_BYTES_MAX, COMPACT_TAIL_BYTES_MIN, DOC_CACHE_BYTES_DEFAULT, NAME_BYTES_MAX,
+    SETTLED_CONFLICTS_MAX, SETTLED_CONFLICT_AGE_MS_MAX, SUBSCRIPTION_BACKLOG_MAX,
+};
 #[cfg(feature = "internals")]
 pub use outbox::PendingPush;
 pub use outbox::{Outbox, OutboxEntry, SyncState, SyncSummary};

@@ -123,7 +123,6 @@ pub struct Schema {
     pub collections: BTreeMap<String, Collection>,
 }
 
-
 impl Schema {
     /// An empty schema at `version`; add collections with [`Schema::collection`].
     pub fn new(version: u32) -> Schema {

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use crate::limits::SUBSCRIPTION_BACKLOG_MAX;
 use crate::{RecordId, SpaceId};
 
-
 /// Where a change came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use crate::limits::REPAIR_RECORDS_IN_FLIGHT;
 #[cfg(feature = "internals")]
 pub use backoff::Backoff;
 pub use backoff::{
@@ -42,7 +43,6 @@ pub use config::{
 pub use metrics::{Histogram, SyncMetrics, TIME_TO_SYNC_BOUNDS_MS};
 #[cfg(feature = "internals")]
 pub use reconnect::{Next, Reconnect};
-pub use crate::limits::REPAIR_RECORDS_IN_FLIGHT;
 pub use status::{CaughtUp, ConnectionState, SyncStatus};
 
 use crate::{SpaceId, Store};

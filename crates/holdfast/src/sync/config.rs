@@ -18,7 +18,6 @@ pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15);
 /// ends the connection, and the next one repairs the space again.
 pub const REPAIR_REPLY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
-
 /// How often the worker passes the time to its session (keepalive pings, timeouts).
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 

@@ -14,7 +14,6 @@ use crate::SpaceId;
 #[cfg(test)]
 mod tests;
 
-
 /// One effect of the session to carry out on the store thread.
 pub(crate) enum Received {
     Changes {
