@@ -83,8 +83,8 @@ mod tables;
 
 pub use auth::{mint_token, Claims, JwtAuthenticator, MintError, RoleClaim, TokenRequest};
 pub use config::{ConfigError, ServerConfig, ServerLimits, TlsFiles};
-pub use http::{HEALTH_SPACE, HTTP_CONNECTIONS_PER_IP_MAX, HTTP_CONNECTION_TIME_MAX};
 pub use fanout::{Author, Fanout, LiveBatch, LiveSink, LocalFanout, Subscription};
+pub use http::{HEALTH_SPACE, HTTP_CONNECTIONS_PER_IP_MAX, HTTP_CONNECTION_TIME_MAX};
 pub use metrics::Metrics;
 pub use secret::{Secret, SecretError};
 pub use server::{Backends, Server, ServerError, ShutdownSignal};

@@ -764,8 +764,8 @@ fn deliver(
         )
     });
     if complete {
-        let summary = result
-            .unwrap_or_else(|e| panic!("{when}: replica {j} could not import a bundle: {e}"));
+        let summary =
+            result.unwrap_or_else(|e| panic!("{when}: replica {j} could not import a bundle: {e}"));
         assert!(
             summary.refused.is_empty(),
             "{when}: replica {j} refused a bundle whose changes' past it has: {summary:?}"
@@ -785,7 +785,10 @@ fn deliver(
                 bundle.events
             ),
         };
-        assert!(refused.iter().any(|r| r.record == id), "{when}: {refused:?}");
+        assert!(
+            refused.iter().any(|r| r.record == id),
+            "{when}: {refused:?}"
+        );
     }
 }
 

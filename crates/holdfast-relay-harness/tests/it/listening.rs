@@ -24,7 +24,10 @@ fn first_line(dir: &std::path::Path) -> String {
     if let Some((ws, http)) = listening(&line) {
         // The addresses are the ones served.
         let health = get(http, "/healthz");
-        assert!(health.starts_with("HTTP/1.") && health.contains(" 200 "), "{health}");
+        assert!(
+            health.starts_with("HTTP/1.") && health.contains(" 200 "),
+            "{health}"
+        );
         TcpStream::connect_timeout(&ws, TIMEOUT).unwrap();
     }
     child.kill().unwrap();

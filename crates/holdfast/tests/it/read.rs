@@ -66,7 +66,10 @@ fn unwritten_containers_have_length_zero() {
     let id = s.write(|tx| tx.create("note", &space("t"))).unwrap();
     assert_eq!(s.text_len(id, "body").unwrap(), 0);
     assert_eq!(s.list_len(id, "tags").unwrap(), 0);
-    assert_eq!(s.field(id, "body").unwrap(), FieldValue::Text(String::new()));
+    assert_eq!(
+        s.field(id, "body").unwrap(),
+        FieldValue::Text(String::new())
+    );
 }
 
 #[test]
