@@ -44,6 +44,8 @@
 //! worker. Each takes bytes and events and returns frames to send and effects to carry out.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod bounded;
 pub mod chunks;

@@ -65,6 +65,12 @@
 //! [`AckResult`]: holdfast_protocol::AckResult
 
 #![warn(missing_docs)]
+#![cfg_attr(not(test), forbid(unsafe_code))]
+// Tests set the process umask through libc to check the modes files are created with.
+#![cfg_attr(test, deny(unsafe_code))]
+// What is `pub` is public API. Checked with `internals` on (the workspace build), where
+// the fenced driver is reachable; without it, it is `pub` inside a private module.
+#![cfg_attr(feature = "internals", warn(unreachable_pub))]
 
 pub mod auth;
 pub mod config;

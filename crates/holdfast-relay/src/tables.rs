@@ -103,7 +103,7 @@ pub(crate) struct RecordRow {
 impl RecordRow {
     /// The record's size estimate, the measure `record_bytes_max` bounds: snapshot bytes
     /// and tail change bytes, which is also the `byte_len` of its bootstrap state.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.snapshot_bytes.saturating_add(self.tail_bytes)
     }
 }

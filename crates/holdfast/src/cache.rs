@@ -32,7 +32,7 @@ pub(crate) struct DocCache {
 }
 
 impl DocCache {
-    pub fn new(budget: usize) -> Self {
+    pub(crate) fn new(budget: usize) -> Self {
         DocCache {
             map: LruCache::unbounded(),
             bytes: 0,
@@ -42,18 +42,18 @@ impl DocCache {
 
     /// The entry, marked as recently used. Modify an entry only through
     /// [`DocCache::take`] and [`DocCache::insert`], which keep the byte count right.
-    pub fn get(&mut self, id: &RecordId) -> Option<&Entry> {
+    pub(crate) fn get(&mut self, id: &RecordId) -> Option<&Entry> {
         self.map.get(id)
     }
 
     /// Removes and returns an entry (to be put back with [`DocCache::insert`]).
-    pub fn take(&mut self, id: &RecordId) -> Option<Entry> {
+    pub(crate) fn take(&mut self, id: &RecordId) -> Option<Entry> {
         let e = self.map.pop(id)?;
         self.bytes -= e.weight();
         Some(e)
     }
 
-    pub fn insert(&mut self, id: RecordId, entry: Entry) {
+    pub(crate) fn insert(&mut self, id: RecordId, entry: Entry) {
         self.bytes += entry.weight();
         if let Some(old) = self.map.put(id, entry) {
             self.bytes -= old.weight();
@@ -62,13 +62,13 @@ impl DocCache {
     }
 
     /// Drops an entry whatever its state (after a failed commit).
-    pub fn forget(&mut self, id: &RecordId) {
+    pub(crate) fn forget(&mut self, id: &RecordId) {
         self.take(id);
     }
 
     /// Records that staged writes up to `heads` are durable.
     /// Returns false when the record is not in the cache (checked out, or failed).
-    pub fn committed(&mut self, id: &RecordId, heads: Vec<ChangeHash>) -> bool {
+    pub(crate) fn committed(&mut self, id: &RecordId, heads: Vec<ChangeHash>) -> bool {
         let found = match self.map.peek_mut(id) {
             Some(e) => {
                 e.committed_heads = heads;
@@ -82,7 +82,7 @@ impl DocCache {
     }
 
     /// Loaded documents and their weight in bytes.
-    pub fn usage(&self) -> (usize, usize) {
+    pub(crate) fn usage(&self) -> (usize, usize) {
         (self.map.len(), self.bytes)
     }
 

@@ -44,13 +44,13 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty() && self.cursors.is_empty()
     }
 
     /// Stores `row` as the space's sync cursor in the same transaction as the records
     /// (`None` removes it).
-    pub fn set_cursor(&mut self, space: &str, row: Option<Vec<u8>>) {
+    pub(crate) fn set_cursor(&mut self, space: &str, row: Option<Vec<u8>>) {
         self.cursors.push((space.to_owned(), row));
     }
 }
@@ -163,7 +163,7 @@ pub(crate) struct Before {
 }
 
 impl Before {
-    pub fn of(inner: &Inner, id: RecordId, doc: &Automerge, meta: &RecordMeta) -> Before {
+    pub(crate) fn of(inner: &Inner, id: RecordId, doc: &Automerge, meta: &RecordMeta) -> Before {
         Before {
             heads: doc.get_heads(),
             index: Some(index_keys(inner, id, doc, meta)),

@@ -102,7 +102,7 @@ pub(crate) struct View<'a, D: Doc> {
 }
 
 impl<'a, D: Doc> View<'a, D> {
-    pub fn latest(doc: &'a D) -> Self {
+    pub(crate) fn latest(doc: &'a D) -> Self {
         View { doc, heads: None }
     }
 
@@ -122,7 +122,7 @@ impl<'a, D: Doc> View<'a, D> {
         r.ok().flatten()
     }
 
-    pub fn root_str(&self, key: &str) -> Option<String> {
+    pub(crate) fn root_str(&self, key: &str) -> Option<String> {
         match self.get(&ROOT, key)? {
             (automerge::Value::Scalar(s), _) => match s.as_ref() {
                 ScalarValue::Str(s) => Some(s.to_string()),
@@ -133,26 +133,26 @@ impl<'a, D: Doc> View<'a, D> {
     }
 
     /// Whether the record exists in this view (its `_collection` was written).
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         self.get(&ROOT, COLLECTION_KEY).is_some()
     }
 
     /// Deleted, or in a delete/edit conflict (which must not resurrect it silently).
-    pub fn deleted(&self) -> bool {
+    pub(crate) fn deleted(&self) -> bool {
         self.get_all(&ROOT, STATE_FIELD)
             .iter()
             .any(|(v, _)| is_deleted_value(v))
     }
 
     /// The object id of a Text or List field's container.
-    pub fn container(&self, field: &str) -> Option<ExId> {
+    pub(crate) fn container(&self, field: &str) -> Option<ExId> {
         match self.get(&ROOT, field)? {
             (automerge::Value::Object(_), id) => Some(id),
             _ => None,
         }
     }
 
-    pub fn text(&self, obj: &ExId) -> String {
+    pub(crate) fn text(&self, obj: &ExId) -> String {
         let r = match self.heads {
             Some(h) => self.doc.text_at(obj, h),
             None => self.doc.text(obj),
@@ -160,14 +160,14 @@ impl<'a, D: Doc> View<'a, D> {
         r.unwrap_or_default()
     }
 
-    pub fn length(&self, obj: &ExId) -> usize {
+    pub(crate) fn length(&self, obj: &ExId) -> usize {
         match self.heads {
             Some(h) => self.doc.length_at(obj, h),
             None => self.doc.length(obj),
         }
     }
 
-    pub fn list(&self, obj: &ExId, field: &Field) -> Vec<Value> {
+    pub(crate) fn list(&self, obj: &ExId, field: &Field) -> Vec<Value> {
         let ty = field.scalar_type().expect("list has an element type");
         let len = self.length(obj);
         (0..len)
@@ -185,7 +185,7 @@ impl<'a, D: Doc> View<'a, D> {
     }
 
     /// Reads one declared field.
-    pub fn field(&self, name: &str, field: &Field, me: DeviceId) -> FieldValue {
+    pub(crate) fn field(&self, name: &str, field: &Field, me: DeviceId) -> FieldValue {
         match field.kind {
             FieldKind::Text => match self.container(name) {
                 Some(obj) => FieldValue::Text(self.text(&obj)),
@@ -216,7 +216,7 @@ impl<'a, D: Doc> View<'a, D> {
     }
 
     /// The index keys this state of record implies (none when deleted).
-    pub fn index_keys(
+    pub(crate) fn index_keys(
         &self,
         id: crate::RecordId,
         collection_name: &str,

@@ -87,6 +87,10 @@
 //! # fn main() {}
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+// What is `pub` is public API. Checked with `internals` on (the workspace build), where
+// the fenced seams are reachable; without it they are `pub` inside private modules.
+#![cfg_attr(feature = "internals", warn(unreachable_pub))]
 // The store's side of sync (taking outbox batches, applying pulled changes) is used only
 // by the sync worker, or by the simulation through `internals`: built with neither, it
 // is dead code by design.

@@ -87,7 +87,7 @@ pub(crate) struct Subscribers {
 }
 
 impl Subscribers {
-    pub fn subscribe(&self) -> Subscription {
+    pub(crate) fn subscribe(&self) -> Subscription {
         let (tx, rx) = sync_channel(SUBSCRIPTION_BACKLOG_MAX);
         let lagged = Arc::new(AtomicBool::new(false));
         crate::lock::lock(&self.list).push((tx, lagged.clone()));
@@ -95,7 +95,7 @@ impl Subscribers {
     }
 
     /// Sends `events` to every subscriber without ever blocking the writer.
-    pub fn notify(&self, events: &[ChangeEvent]) {
+    pub(crate) fn notify(&self, events: &[ChangeEvent]) {
         if events.is_empty() {
             return;
         }
@@ -123,12 +123,12 @@ pub(crate) struct Watchers {
 impl Watchers {
     /// Registers `watcher` for as long as the caller keeps it alive.
     #[cfg_attr(not(feature = "sync"), allow(dead_code))]
-    pub fn watch(&self, watcher: &Watcher) {
+    pub(crate) fn watch(&self, watcher: &Watcher) {
         crate::lock::lock(&self.list).push(Arc::downgrade(watcher));
     }
 
     /// Calls every live watcher; forgets dropped ones.
-    pub fn fire(&self) {
+    pub(crate) fn fire(&self) {
         let live: Vec<Watcher> = {
             let mut list = crate::lock::lock(&self.list);
             list.retain(|w| w.strong_count() > 0);

@@ -9,6 +9,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[test]
+#[allow(unsafe_code)]
 fn a_new_file_is_private_under_umask_022_and_an_old_one_keeps_its_mode() {
     let dir = tempfile::tempdir().unwrap();
     let new = dir.path().join("new");

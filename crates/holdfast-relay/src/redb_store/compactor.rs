@@ -86,7 +86,7 @@ struct Waiting {
 impl Compactor {
     /// The compactor of `db`; its thread starts if `config.compact_in_background`, with a
     /// scan for records left due by an earlier run.
-    pub fn start(db: Arc<Database>, config: &StoreConfig) -> Result<Self, StoreError> {
+    pub(super) fn start(db: Arc<Database>, config: &StoreConfig) -> Result<Self, StoreError> {
         let shared = Arc::new(Shared {
             db,
             config: config.clone(),
@@ -114,7 +114,7 @@ impl Compactor {
     /// Queues records a commit made due; a record queued already waits again for quiet
     /// from now. Without a background thread, nothing is queued: [`Self::compact_now`]
     /// finds them.
-    pub fn enqueue(&self, due: Vec<Due>) {
+    pub(super) fn enqueue(&self, due: Vec<Due>) {
         if self.thread.is_none() || due.is_empty() {
             return;
         }
@@ -134,7 +134,7 @@ impl Compactor {
     }
 
     /// Compacts every due record now, on the calling thread; returns how many.
-    pub fn compact_now(&self) -> Result<u64, StoreError> {
+    pub(super) fn compact_now(&self) -> Result<u64, StoreError> {
         let mut compacted = 0;
         let mut after = None;
         loop {
@@ -150,7 +150,7 @@ impl Compactor {
     }
 
     /// Snapshots written since open.
-    pub fn compactions(&self) -> u64 {
+    pub(super) fn compactions(&self) -> u64 {
         self.shared.compactions.load(Ordering::Relaxed)
     }
 }

@@ -46,7 +46,7 @@ pub const COMPACT_TAIL_CHANGES_MIN_DEFAULT: u64 = (CHANGES_PER_ENTRY_MAX / 2) as
 /// a compaction loads and saves the whole document, so compacting a growing document at
 /// every 10% of its size costs about eleven loads and saves of its final size, which in
 /// workload 3 of BENCHMARKS.md took a third of the machine's CPU.
-pub const COMPACT_QUIET_DEFAULT: Duration = Duration::from_secs(2);
+pub(super) const COMPACT_QUIET_DEFAULT: Duration = Duration::from_secs(2);
 
 /// Default [`StoreConfig::compact_queue_max`]: records waiting for the compactor. Past it,
 /// a record is left to a later scan of the record table rather than growing the queue.

@@ -27,7 +27,7 @@ pub(super) struct StoredRecord {
 }
 
 impl Reader {
-    pub fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
+    pub(super) fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             log: txn.open_table(tables::LOG)?,
             records: txn.open_table(tables::RECORDS)?,
@@ -37,12 +37,12 @@ impl Reader {
     }
 
     /// The record's row; `None` if the record has no log entry in the space.
-    pub fn row(&self, space: &str, rid: u128) -> Result<Option<RecordRow>, StoreError> {
+    pub(super) fn row(&self, space: &str, rid: u128) -> Result<Option<RecordRow>, StoreError> {
         tables::read_record(&self.records, space, rid)
     }
 
     /// The record's snapshot and tail, as `row` (read in the same transaction) describes.
-    pub fn stored(
+    pub(super) fn stored(
         &self,
         space: &str,
         rid: u128,

@@ -31,7 +31,7 @@ pub(crate) struct Item {
 }
 
 impl Item {
-    pub fn of(row: &OutboxRow) -> Item {
+    pub(crate) fn of(row: &OutboxRow) -> Item {
         Item {
             record: row.record,
             state: row.state.clone(),
@@ -90,7 +90,7 @@ impl Seqs {
 
 impl OutboxIndex {
     /// An index of `entries`, given in outbox order (as a scan of the outbox yields them).
-    pub fn from_ordered(entries: Vec<(u64, Item)>) -> OutboxIndex {
+    pub(crate) fn from_ordered(entries: Vec<(u64, Item)>) -> OutboxIndex {
         let mut by_record: HashMap<RecordId, Seqs> = HashMap::with_capacity(entries.len());
         for (seq, item) in &entries {
             by_record
@@ -107,7 +107,7 @@ impl OutboxIndex {
     }
 
     /// Adds entry `seq` just committed.
-    pub fn insert(&mut self, seq: u64, row: &OutboxRow) {
+    pub(crate) fn insert(&mut self, seq: u64, row: &OutboxRow) {
         self.by_record
             .entry(row.record)
             .and_modify(|seqs| seqs.insert(seq))
@@ -116,7 +116,7 @@ impl OutboxIndex {
     }
 
     /// Sets an entry's state; an entry that changes state is no longer held.
-    pub fn set_state(&mut self, seq: u64, state: RowState) {
+    pub(crate) fn set_state(&mut self, seq: u64, state: RowState) {
         if let Some(item) = self.entries.get_mut(&seq) {
             item.state = state;
             self.held.remove(&seq);
@@ -124,7 +124,7 @@ impl OutboxIndex {
     }
 
     /// Entry `seq`, queued again, waits for the relay's rate limit until `retry_at_ms`.
-    pub fn hold(&mut self, seq: u64, retry_at_ms: i64) {
+    pub(crate) fn hold(&mut self, seq: u64, retry_at_ms: i64) {
         if let Some(item) = self.entries.get_mut(&seq) {
             item.state = RowState::Queued;
             self.held.insert(seq, retry_at_ms);
@@ -132,13 +132,13 @@ impl OutboxIndex {
     }
 
     /// When a held entry goes out again.
-    pub fn held(&self, seq: u64) -> Option<i64> {
+    pub(crate) fn held(&self, seq: u64) -> Option<i64> {
         self.held.get(&seq).copied()
     }
 
     /// The first earlier entry of `seq`'s record that failed for good, which `seq` waits
     /// behind, with that failure's reason.
-    pub fn blocker(&self, seq: u64) -> Option<(u64, &str)> {
+    pub(crate) fn blocker(&self, seq: u64) -> Option<(u64, &str)> {
         let record = self.entries.get(&seq)?.record;
         self.by_record
             .get(&record)?
@@ -154,7 +154,7 @@ impl OutboxIndex {
     }
 
     /// The entries of `seq`'s record from `seq` on, in order.
-    pub fn record_from(&self, seq: u64) -> Vec<u64> {
+    pub(crate) fn record_from(&self, seq: u64) -> Vec<u64> {
         let Some(item) = self.entries.get(&seq) else {
             return Vec::new();
         };
@@ -165,7 +165,7 @@ impl OutboxIndex {
             .collect()
     }
 
-    pub fn remove(&mut self, seq: u64) {
+    pub(crate) fn remove(&mut self, seq: u64) {
         self.held.remove(&seq);
         if let Some(item) = self.entries.remove(&seq) {
             if let Some(seqs) = self.by_record.get_mut(&item.record) {
@@ -177,13 +177,13 @@ impl OutboxIndex {
     }
 
     /// Entry `seq`'s state as its row says.
-    pub fn state(&self, seq: u64) -> Option<&RowState> {
+    pub(crate) fn state(&self, seq: u64) -> Option<&RowState> {
         self.entries.get(&seq).map(|i| &i.state)
     }
 
     /// The states of a record's pending entries.
     #[cfg(test)]
-    pub fn record_states(&self, record: RecordId) -> impl Iterator<Item = &RowState> {
+    pub(crate) fn record_states(&self, record: RecordId) -> impl Iterator<Item = &RowState> {
         self.by_record
             .get(&record)
             .into_iter()
@@ -192,7 +192,7 @@ impl OutboxIndex {
     }
 
     /// The seqs of a record's pending entries, in outbox order.
-    pub fn record_seqs(&self, record: RecordId) -> Vec<u64> {
+    pub(crate) fn record_seqs(&self, record: RecordId) -> Vec<u64> {
         self.by_record
             .get(&record)
             .map(|seqs| seqs.iter().collect())
@@ -201,7 +201,7 @@ impl OutboxIndex {
 
     /// Every entry in outbox order: its state, creation time, whether it is blocked and
     /// when it goes out again if held.
-    pub fn all(&self) -> impl Iterator<Item = Listed<'_>> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = Listed<'_>> {
         let mut stopped = Stopped::default();
         self.entries.iter().map(move |(seq, i)| Listed {
             state: &i.state,
@@ -214,7 +214,7 @@ impl OutboxIndex {
     /// The entries due to be sent next, in order: at most `entries_max`, at most `bytes_max`
     /// change bytes, and always at least one if any is due. Blocked entries are not due.
     /// A hint: rows are the truth.
-    pub fn due(&self, entries_max: usize, bytes_max: u64) -> Vec<u64> {
+    pub(crate) fn due(&self, entries_max: usize, bytes_max: u64) -> Vec<u64> {
         let mut out = Vec::new();
         let mut bytes = 0u64;
         let mut stopped = Stopped::default();
@@ -232,7 +232,7 @@ impl OutboxIndex {
     }
 
     /// The entries whose state matches, in order.
-    pub fn matching(&self, f: impl Fn(&RowState) -> bool) -> Vec<u64> {
+    pub(crate) fn matching(&self, f: impl Fn(&RowState) -> bool) -> Vec<u64> {
         self.entries
             .iter()
             .filter(|(_, i)| f(&i.state))

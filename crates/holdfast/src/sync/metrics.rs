@@ -173,7 +173,7 @@ impl Default for Counters {
 
 impl Counters {
     /// Adds `more` (a connection's counts since it was last absorbed).
-    pub fn absorb(&mut self, more: Counters) {
+    pub(crate) fn absorb(&mut self, more: Counters) {
         self.connects += more.connects;
         self.reconnects += more.reconnects;
         self.pushes_sent += more.pushes_sent;
@@ -196,11 +196,11 @@ impl Counters {
         self.bytes_received_wire += more.bytes_received_wire;
     }
 
-    pub fn failure(&mut self, kind: &str) {
+    pub(crate) fn failure(&mut self, kind: &str) {
         *self.failures.entry(kind.to_owned()).or_default() += 1;
     }
 
-    pub fn snapshot(
+    pub(crate) fn snapshot(
         &self,
         outbox_len: u64,
         oldest_pending_age: Option<Duration>,

@@ -44,7 +44,7 @@ enum Conversation {
 }
 
 impl Repairs {
-    pub fn new(reply_timeout: Duration) -> Self {
+    pub(super) fn new(reply_timeout: Duration) -> Self {
         Self {
             spaces: BTreeMap::new(),
             reply_timeout,
@@ -52,7 +52,7 @@ impl Repairs {
     }
 
     /// Starts repairing `space`; false if it is under repair already.
-    pub fn start(&mut self, space: &SpaceId) -> bool {
+    pub(super) fn start(&mut self, space: &SpaceId) -> bool {
         if self.spaces.contains_key(space) {
             return false;
         }
@@ -61,7 +61,7 @@ impl Repairs {
     }
 
     /// The records of `space` on this device, to reconcile one by one.
-    pub fn listed(&mut self, space: &SpaceId, records: Vec<RecordId>) {
+    pub(super) fn listed(&mut self, space: &SpaceId, records: Vec<RecordId>) {
         if let Some(s) = self.spaces.get_mut(space) {
             s.listed = true;
             s.todo = records.into();
@@ -69,7 +69,7 @@ impl Repairs {
     }
 
     /// Records whose conversation starts now (marked working), within the in-flight limit.
-    pub fn next_records(&mut self, space: &SpaceId) -> Vec<RecordId> {
+    pub(super) fn next_records(&mut self, space: &SpaceId) -> Vec<RecordId> {
         let Some(s) = self.spaces.get_mut(space) else {
             return Vec::new();
         };
@@ -85,7 +85,7 @@ impl Repairs {
     }
 
     /// The device's message for `record` went out; its answer is awaited.
-    pub fn waiting(
+    pub(super) fn waiting(
         &mut self,
         space: &SpaceId,
         record: RecordId,
@@ -100,7 +100,11 @@ impl Repairs {
 
     /// The relay answered for `record`: its sync state, if an answer was awaited (the
     /// conversation is marked working again).
-    pub fn answered(&mut self, space: &SpaceId, record: RecordId) -> Option<Box<sync::State>> {
+    pub(super) fn answered(
+        &mut self,
+        space: &SpaceId,
+        record: RecordId,
+    ) -> Option<Box<sync::State>> {
         let s = self.spaces.get_mut(space)?;
         match s.active.remove(&record)? {
             Conversation::Waiting { state, .. } => {
@@ -115,14 +119,14 @@ impl Repairs {
     }
 
     /// `record`'s conversation is over.
-    pub fn done(&mut self, space: &SpaceId, record: RecordId) {
+    pub(super) fn done(&mut self, space: &SpaceId, record: RecordId) {
         if let Some(s) = self.spaces.get_mut(space) {
             s.active.remove(&record);
         }
     }
 
     /// Conversations whose answer did not come within the reply timeout.
-    pub fn expired(&mut self, now: u64) -> Vec<(SpaceId, RecordId)> {
+    pub(super) fn expired(&mut self, now: u64) -> Vec<(SpaceId, RecordId)> {
         let timeout = self.reply_timeout.as_millis() as u64;
         let mut over = Vec::new();
         for (space, s) in &mut self.spaces {
@@ -138,7 +142,7 @@ impl Repairs {
     }
 
     /// When the next awaited answer times out (monotonic ms).
-    pub fn next_timeout(&self) -> Option<u64> {
+    pub(super) fn next_timeout(&self) -> Option<u64> {
         let timeout = self.reply_timeout.as_millis() as u64;
         self.spaces
             .values()
@@ -152,7 +156,7 @@ impl Repairs {
 
     /// Whether every record of `space` is done; if so the space moves on to forgetting
     /// its cursor (true once).
-    pub fn finished(&mut self, space: &SpaceId) -> bool {
+    pub(super) fn finished(&mut self, space: &SpaceId) -> bool {
         match self.spaces.get_mut(space) {
             Some(s) if s.listed && s.todo.is_empty() && s.active.is_empty() && !s.forgetting => {
                 s.forgetting = true;
@@ -163,12 +167,12 @@ impl Repairs {
     }
 
     /// The space's cursor is forgotten: its repair is over.
-    pub fn forgot(&mut self, space: &SpaceId) {
+    pub(super) fn forgot(&mut self, space: &SpaceId) {
         self.spaces.remove(space);
     }
 
     /// No repair under way.
-    pub fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.spaces.is_empty()
     }
 }

@@ -127,7 +127,7 @@ pub(crate) struct StatusCell {
 }
 
 impl StatusCell {
-    pub fn new(status: SyncStatus) -> Self {
+    pub(super) fn new(status: SyncStatus) -> Self {
         Self {
             tx: watch::Sender::new(status),
             version: Mutex::new(0),
@@ -135,16 +135,16 @@ impl StatusCell {
         }
     }
 
-    pub fn get(&self) -> SyncStatus {
+    pub(super) fn get(&self) -> SyncStatus {
         self.tx.borrow().clone()
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<SyncStatus> {
+    pub(super) fn subscribe(&self) -> watch::Receiver<SyncStatus> {
         self.tx.subscribe()
     }
 
     /// Changes the status with `f`; receivers and waiters hear of it if anything changed.
-    pub fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
         let modified = self.tx.send_if_modified(|status| {
             let before = status.clone();
             f(status);
@@ -158,7 +158,7 @@ impl StatusCell {
 
     /// Blocks until `until` holds for the status, or `timeout` passes; returns the last
     /// status seen and whether it held.
-    pub fn wait(
+    pub(super) fn wait(
         &self,
         timeout: Duration,
         mut until: impl FnMut(&SyncStatus) -> bool,

@@ -28,7 +28,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(config: &SyncConfig) -> Result<Endpoint, SyncError> {
+    pub(super) fn new(config: &SyncConfig) -> Result<Endpoint, SyncError> {
         let invalid = |reason: &str| SyncError::InvalidUrl {
             url: config.url.clone(),
             reason: reason.to_owned(),
@@ -65,7 +65,7 @@ impl Endpoint {
     }
 
     /// Opens the connection within `timeout`; the error is detail for logs.
-    pub async fn connect(&self, timeout: Duration) -> Result<Socket, String> {
+    pub(super) async fn connect(&self, timeout: Duration) -> Result<Socket, String> {
         let open = async {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
                 .await

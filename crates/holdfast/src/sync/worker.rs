@@ -52,7 +52,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(store: Store, config: SyncConfig) -> Result<Arc<Shared>, SyncError> {
+    pub(super) fn new(store: Store, config: SyncConfig) -> Result<Arc<Shared>, SyncError> {
         if config.spaces.is_empty() {
             return Err(SyncError::NoSpaces);
         }
@@ -78,7 +78,7 @@ impl Shared {
     }
 
     /// The spaces to sync now: the configured ones the relay has not refused.
-    pub fn spaces(&self) -> Vec<crate::SpaceId> {
+    pub(super) fn spaces(&self) -> Vec<crate::SpaceId> {
         let refused = crate::lock::lock(&self.refused);
         let spaces = self.config.spaces.iter();
         spaces.filter(|s| !refused.contains(*s)).cloned().collect()
@@ -100,15 +100,15 @@ impl Shared {
         self.status.update(|s| s.no_access.clear());
     }
 
-    pub fn control(&self, f: impl FnOnce(&mut Control)) {
+    pub(super) fn control(&self, f: impl FnOnce(&mut Control)) {
         self.control.send_modify(f);
     }
 
-    pub fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+    pub(super) fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
         crate::lock::lock(&self.counters)
     }
 
-    pub fn metrics(&self) -> Result<SyncMetrics, crate::Error> {
+    pub(super) fn metrics(&self) -> Result<SyncMetrics, crate::Error> {
         let summary = self.store.sync_summary()?;
         let conflicts = self.store.conflict_counts()?;
         let now = self.store.inner.now();
@@ -120,7 +120,7 @@ impl Shared {
     }
 
     /// Re-reads the outbox counts into the status (blocking: a read transaction).
-    pub fn refresh_counts(&self) {
+    pub(super) fn refresh_counts(&self) {
         match self.store.sync_summary() {
             Ok(summary) => self.status.update(|s| s.set_counts(&summary)),
             Err(e) => tracing::warn!("reading the outbox summary failed: {e}"),
@@ -132,11 +132,11 @@ impl Shared {
         self.ended_cv.notify_all();
     }
 
-    pub fn has_ended(&self) -> bool {
+    pub(super) fn has_ended(&self) -> bool {
         *crate::lock::lock(&self.ended)
     }
 
-    pub fn wait_ended(&self, timeout: Duration) {
+    pub(super) fn wait_ended(&self, timeout: Duration) {
         let ended = crate::lock::lock(&self.ended);
         let _ = self
             .ended_cv

@@ -112,7 +112,7 @@ pub(super) struct Applied {
 }
 
 impl Apply {
-    pub fn new(work: Received, applies: usize) -> Self {
+    pub(super) fn new(work: Received, applies: usize) -> Self {
         let (space, entries, records) = match &work {
             Received::Changes { space, entries, .. } => (space.clone(), entries.len() as u64, 0),
             Received::Snapshot { space, records, .. } => (space.clone(), 0, records.len() as u64),
