@@ -28,9 +28,76 @@ pub struct ApplySummary {
     pub changes_applied: usize,
     /// Conflicts settled by a resolver while applying.
     pub auto_resolved: usize,
-    /// Records whose changes could not be applied, with the reason in words. Their other
-    /// changes and every other record were applied; nothing local was touched.
-    pub rejected: Vec<(RecordId, String)>,
+    /// Records whose changes could not be applied, with why. Nothing local of them was
+    /// touched; every other record was applied.
+    pub rejected: Vec<Refusal>,
+}
+
+/// A record whose changes an import (or a pull) could not apply, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("record {record}: {reason}")]
+#[non_exhaustive]
+pub struct Refusal {
+    /// The record, left as it was.
+    pub record: RecordId,
+    /// Why, for code.
+    pub kind: RefusalKind,
+    /// Why, in words for people: most often that it needs earlier changes this store does
+    /// not have (import the earlier bundle, then this one again).
+    pub reason: String,
+}
+
+/// Why a record's changes were refused: [`Refusal::kind`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// They build on changes this store does not have: bring those (import the earlier
+    /// bundle, or sync), then apply these again.
+    MissingDependencies,
+    /// Automerge refused them as they are (inconsistent changes, such as two different
+    /// changes of one author with the same sequence number).
+    InvalidChanges,
+    /// They apply, but the record's creation is not among them: the changes of something
+    /// other than a Holdfast record.
+    NotCreated,
+    /// The record's creation names a space whose name is not valid.
+    InvalidSpace {
+        /// The name it gives.
+        space: String,
+    },
+    /// The record belongs to a collection this app version's schema does not declare
+    /// (most often a newer app version made it).
+    UnknownCollection {
+        /// The collection it names.
+        collection: String,
+    },
+}
+
+impl RefusalKind {
+    /// The kind in words, as [`Refusal::reason`] gives it.
+    fn reason(&self) -> String {
+        match self {
+            RefusalKind::MissingDependencies => "it needs earlier changes this device does not \
+                 have yet (import the earlier bundle first)"
+                .into(),
+            RefusalKind::InvalidChanges => "its changes could not be applied".into(),
+            RefusalKind::NotCreated => "the record's creation is missing".into(),
+            RefusalKind::InvalidSpace { space } => format!("invalid space name {space:?}"),
+            RefusalKind::UnknownCollection { collection } => {
+                format!("this app version does not know the collection {collection:?}")
+            }
+        }
+    }
+}
+
+impl Refusal {
+    fn new(record: RecordId, kind: RefusalKind) -> Refusal {
+        Refusal {
+            record,
+            reason: kind.reason(),
+            kind,
+        }
+    }
 }
 
 impl Inner {
@@ -52,10 +119,9 @@ impl Inner {
             let mut st = self.lock_state()?;
             let mut staged = Staged::default();
             for inc in incoming {
-                let id = inc.record;
                 match self.apply_one(&mut st, inc, now, &mut summary)? {
                     Ok(changed) => self.stage_record(&mut st, &mut staged, changed, origin, now),
-                    Err(why) => summary.rejected.push((id, why)),
+                    Err(refused) => summary.rejected.push(refused),
                 }
             }
             if let Some((space, row)) = cursor {
@@ -70,15 +136,15 @@ impl Inner {
         Ok(summary)
     }
 
-    /// Applies one record's changes in memory. The inner `Err` is why they were refused, in
-    /// words; the record is then left as it was.
+    /// Applies one record's changes in memory. The inner `Err` is why they were refused;
+    /// the record is then left as it was.
     fn apply_one(
         &self,
         st: &mut State,
         inc: Incoming,
         now: i64,
         summary: &mut ApplySummary,
-    ) -> Result<Result<Changed, String>> {
+    ) -> Result<Result<Changed, Refusal>> {
         let id = inc.record;
         let mut entry = match self.take(st, id)? {
             Some(e) => e,
@@ -95,17 +161,23 @@ impl Inner {
             .cloned()
             .collect();
         let refused = match entry.doc.apply_changes(inc.changes) {
-            Err(e) => Some(format!("its changes could not be applied: {e}")),
-            Ok(()) if !entry.doc.get_missing_deps(&[]).is_empty() => Some(
-                "it needs earlier changes this device does not have yet \
-                 (import the earlier bundle first)"
-                    .into(),
-            ),
-            Ok(()) => self.adopt(&mut entry).err(),
+            Err(e) => {
+                // Automerge's own words say which change and why.
+                let mut refusal = Refusal::new(id, RefusalKind::InvalidChanges);
+                refusal.reason = format!("{}: {e}", refusal.reason);
+                Some(refusal)
+            }
+            Ok(()) if !entry.doc.get_missing_deps(&[]).is_empty() => {
+                Some(Refusal::new(id, RefusalKind::MissingDependencies))
+            }
+            Ok(()) => self
+                .adopt(&mut entry)
+                .err()
+                .map(|kind| Refusal::new(id, kind)),
         };
-        if let Some(why) = refused {
+        if let Some(refusal) = refused {
             self.put_back_unchanged(st, id, entry, &before.heads)?;
-            return Ok(Err(why));
+            return Ok(Err(refusal));
         }
         let mut before = before;
         let resolved =
@@ -146,21 +218,19 @@ impl Inner {
 
     /// Checks the record's creation arrived and, for a record new to this device, takes its
     /// collection and space from the document.
-    fn adopt(&self, entry: &mut Entry) -> std::result::Result<(), String> {
+    fn adopt(&self, entry: &mut Entry) -> std::result::Result<(), RefusalKind> {
         let view = View::latest(&entry.doc);
         let (Some(collection), Some(space)) =
             (view.root_str(COLLECTION_KEY), view.root_str(SPACE_KEY))
         else {
-            return Err("the record's creation is missing".into());
+            return Err(RefusalKind::NotCreated);
         };
         if !entry.meta.heads.is_empty() {
             return Ok(());
         }
-        let space = SpaceId::new(&space).map_err(|_| format!("invalid space name {space:?}"))?;
+        let space = SpaceId::new(&space).map_err(|_| RefusalKind::InvalidSpace { space })?;
         if self.schema.get(&collection).is_err() {
-            return Err(format!(
-                "this app version does not know the collection {collection:?}"
-            ));
+            return Err(RefusalKind::UnknownCollection { collection });
         }
         entry.meta.collection = collection;
         entry.meta.space = space;
@@ -192,16 +262,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs the configured resolvers on conflicted fields; returns how many it settled
-    /// (see `conflict::settle`).
-    pub(crate) fn run_resolvers(&self, entry: &mut Entry, now: i64) -> usize {
-        self.resolve_noting(entry, now, &mut Vec::new(), &mut Vec::new())
-    }
-
-    /// [`Inner::run_resolvers`], adding the conflicts they settle to `open` and `resolved`
-    /// (a write's [`Before::conflicts`] and [`Before::resolved`]), so that the commit logs
-    /// and keeps them.
-    fn resolve_noting(
+    /// Runs the configured resolvers on conflicted fields (see `conflict::settle`), adding
+    /// the conflicts they settle to `open` and `resolved` (a write's [`Before::conflicts`]
+    /// and [`Before::resolved`]) so that the commit logs and keeps them; returns how many
+    /// they settled. Every apply of changes from elsewhere (a pull, an import, a repair)
+    /// settles through here.
+    pub(crate) fn resolve_noting(
         &self,
         entry: &mut Entry,
         now: i64,

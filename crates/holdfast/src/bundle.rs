@@ -18,7 +18,7 @@ use crate::{DeviceId, RecordId, SpaceId, Store};
 mod import;
 mod progress;
 
-pub use import::{ImportRefused, ImportSummary, Refusal};
+pub use import::{ImportRefused, ImportSummary};
 
 const MAGIC: &[u8; 8] = b"HOLDFAST";
 /// The bundle format this code writes and reads.

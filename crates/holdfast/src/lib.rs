@@ -129,8 +129,8 @@ mod tables;
 mod txn;
 mod value;
 
-pub use apply::ApplySummary;
-pub use bundle::{Export, ExportMark, ImportRefused, ImportSummary, Refusal, BUNDLE_FORMAT};
+pub use apply::{ApplySummary, Refusal, RefusalKind};
+pub use bundle::{Export, ExportMark, ImportRefused, ImportSummary, BUNDLE_FORMAT};
 pub use check::CheckReport;
 pub use conflict::{
     Author, Candidate, Conflict, ConflictCounts, Resolution, Resolver, SettledConflict, Settlement,

@@ -46,7 +46,7 @@ impl Inner {
             let _exclusive = self.staging.write().unwrap_or_else(|e| e.into_inner());
             let mut st = self.lock_state()?;
             let mut entry = self.take(&mut st, id)?.ok_or(Error::NotFound(id))?;
-            let before = Before::of(self, id, &entry.doc, &entry.meta);
+            let mut before = Before::of(self, id, &entry.doc, &entry.meta);
             if let Err(e) = entry.doc.receive_sync_message(state, message) {
                 // The document may hold part of the message: reload it from disk, unless
                 // staged writes pin it (they hold it in memory until durable).
@@ -57,7 +57,8 @@ impl Inner {
                     "record {id}: the sync server's repair message could not be applied: {e}"
                 )));
             }
-            self.run_resolvers(&mut entry, now);
+            // Settled like a pull's: logged and kept once durable.
+            self.resolve_noting(&mut entry, now, &mut before.conflicts, &mut before.resolved);
             let reply = entry
                 .doc
                 .generate_sync_message(state)

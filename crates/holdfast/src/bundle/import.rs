@@ -8,7 +8,7 @@ use automerge::{Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, BundleBody};
-use crate::apply::{ApplySummary, Incoming};
+use crate::apply::{ApplySummary, Incoming, Refusal};
 use crate::error::{BundleError, Error, Result};
 use crate::subscribe::Origin;
 use crate::{RecordId, Store};
@@ -29,21 +29,10 @@ pub struct ImportSummary {
     pub changes_applied: usize,
     /// Conflicts settled by a resolver while applying.
     pub auto_resolved: usize,
-    /// Records whose changes could not be applied; nothing local of them was touched. Every
-    /// other record was applied.
+    /// Records whose changes could not be applied, with why ([`Refusal::kind`] for code,
+    /// [`Refusal::reason`] for people); nothing local of them was touched. Every other
+    /// record was applied.
     pub refused: Vec<Refusal>,
-}
-
-/// A record whose changes an import could not apply, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("record {record}: {reason}")]
-#[non_exhaustive]
-pub struct Refusal {
-    /// The record, left as it was.
-    pub record: RecordId,
-    /// Why, in words: most often that it needs earlier changes this store does not have
-    /// (import the earlier bundle, then this one again).
-    pub reason: String,
 }
 
 /// An import that refused records: from the import itself when it refused every record of
@@ -127,11 +116,7 @@ pub(super) fn outcome(applied: ApplySummary, records: usize) -> Result<ImportSum
         records_changed: applied.records_changed,
         changes_applied: applied.changes_applied,
         auto_resolved: applied.auto_resolved,
-        refused: applied
-            .rejected
-            .into_iter()
-            .map(|(record, reason)| Refusal { record, reason })
-            .collect(),
+        refused: applied.rejected,
     };
     if refused > 0 && summary.records_accepted == 0 {
         return Err(ImportRefused {
@@ -233,3 +218,6 @@ fn describe(e: &ImportRefused) -> String {
         n => format!("{n} records imported, but refused {first}{more}"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -408,7 +408,12 @@ impl Driver {
                     Ok(summary) => summary,
                     Err(e) => return out.local_failure(&e),
                 };
-                for (record, why) in &summary.rejected {
+                for crate::Refusal {
+                    record,
+                    reason: why,
+                    ..
+                } in &summary.rejected
+                {
                     tracing::warn!(space = %applied.space, %record, "a received change was not applied: {why}");
                     out.problems.push(format!(
                         "a received change of {record} was not applied: {why}"

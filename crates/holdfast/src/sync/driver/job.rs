@@ -269,8 +269,11 @@ impl Done {
             Result::Applied {
                 result: Ok(summary),
                 ..
-            } => summary.rejected.first().map(|(record, why)| {
-                format!("a received change of {record} was not applied: {why}")
+            } => summary.rejected.first().map(|r| {
+                format!(
+                    "a received change of {} was not applied: {}",
+                    r.record, r.reason
+                )
             }),
             _ => None,
         }

@@ -126,3 +126,41 @@ fn a_slow_repair_answer_does_not_end_the_repair() {
     sync_once(&fresh, config(&relay.url(), &token, &["team"]));
     assert_eq!(titles(&fresh, "team").len(), 3, "the relay has them again");
 }
+
+/// A conflict that arrives during a repair and the app's resolver settles is kept (and
+/// logged, in the same commit) like one settled during a pull. The repair applied it
+/// through the plain resolver run, so nobody could tell it had been settled.
+#[test]
+fn a_resolver_settlement_during_a_repair_is_kept() {
+    let relay = Relay::start();
+    let token = relay.token(&["team:write"]);
+    let latest =
+        holdfast::StoreConfig::new(crate::util::schema()).resolver("note", "status", |c| {
+            c.iter().max_by_key(|c| c.at_ms).map(|c| c.value.clone())
+        });
+    let (a, b) = (open_store(), crate::util::open_with(latest));
+    let id = a
+        .write(|tx| {
+            let id = tx.create("note", &space("team"))?;
+            tx.set(id, "status", "draft").map(|()| id)
+        })
+        .unwrap();
+    sync_once(&a, config(&relay.url(), &token, &["team"]));
+    sync_once(&b, config(&relay.url(), &token, &["team"]));
+    a.write(|tx| tx.set(id, "status", "on a")).unwrap();
+    b.write(|tx| tx.set(id, "status", "on b")).unwrap();
+    sync_once(&a, config(&relay.url(), &token, &["team"]));
+
+    // Without its cursor, B repairs the space before anything else: A's status arrives
+    // in the record's repair conversation.
+    b.inbox().forget_cursor(&space("team")).unwrap();
+    let report = sync_once(&b, config(&relay.url(), &token, &["team"]));
+    assert!(report.records_repaired >= 1, "{report:?}");
+    assert!(b.conflicts().unwrap().is_empty());
+    let settled = b.settled_conflicts(10).unwrap();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_eq!(
+        (settled[0].record, settled[0].how),
+        (id, holdfast::Settlement::Resolver)
+    );
+}
