@@ -12,9 +12,14 @@ pub enum Error {
     #[error(transparent)]
     Store(holdfast::Error),
     /// The store file is damaged: what was found, and what to do about it. The same words
-    /// whichever command found it (`check`, `status`, `records`...).
+    /// whichever command found it (`check`, `status`, `records`...), and whether a read or
+    /// a write's commit met it.
     #[error("the file is damaged: {0}; restore it from a backup, or let the relay repair it")]
     Damaged(String),
+    /// The disk (or the user's quota) is full: nothing was saved and nothing is damaged.
+    /// The store's error is kept for `Debug`; the message is the remedy.
+    #[error("the disk is full: free space and try again")]
+    DiskFull(holdfast::Error),
     /// The schema file is not valid.
     #[error(transparent)]
     SchemaFile(#[from] SchemaFileError),
@@ -65,10 +70,22 @@ impl Error {
 
 impl From<holdfast::Error> for Error {
     fn from(e: holdfast::Error) -> Self {
-        match e {
-            holdfast::Error::Corrupt(what) => Error::Damaged(what),
-            e => Error::Store(e),
+        if let Some(what) = damage(&e) {
+            return Error::Damaged(what.to_owned());
         }
+        if e.is_disk_full() {
+            return Error::DiskFull(e);
+        }
+        Error::Store(e)
+    }
+}
+
+/// What damage `e` met, also behind a failed commit ([`holdfast::Error::is_damaged`]).
+fn damage(e: &holdfast::Error) -> Option<&str> {
+    match e {
+        holdfast::Error::Corrupt(what) => Some(what),
+        holdfast::Error::CommitFailed(c) => damage(c.cause()),
+        _ => None,
     }
 }
 
@@ -80,3 +97,6 @@ impl From<holdfast::SchemaError> for Error {
 
 /// Shorthand for the commands' results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -143,6 +143,14 @@ pub struct OutboxCountsJson {
     pub failed_permanent: u64,
     /// When the oldest pending change was made (ms since 1970).
     pub oldest_pending_ms: Option<i64>,
+    /// Failed changes waiting behind an earlier change of their record that the relay
+    /// refused for good (counted in `failed` and `failed_permanent` too).
+    pub blocked: u64,
+    /// Pending changes the relay's rate limit holds back for a moment (counted in
+    /// `pending`; flow control, not a failure).
+    pub held: u64,
+    /// When the first held change goes out again (ms since 1970, this device's clock).
+    pub retry_at_ms: Option<i64>,
 }
 
 /// Conflict counts in `status`.
@@ -188,6 +196,13 @@ pub struct OutboxEntryJson {
     pub reason: Option<String>,
     /// Whether the failure waits for a person.
     pub permanent: bool,
+    /// The earlier entry of the same record, refused for good, that this one waits
+    /// behind (`null` unless blocked): retrying either sends both, discarding that one
+    /// discards this one too.
+    pub blocked_by: Option<u64>,
+    /// When the relay's rate limit lets this entry go out again (ms since 1970, this
+    /// device's clock; `null` unless held). Only the process syncing knows it.
+    pub retry_at_ms: Option<i64>,
 }
 
 /// `conflicts`.
@@ -247,6 +262,10 @@ pub struct ImportJson {
 pub struct RejectedJson {
     /// The record.
     pub record: RecordId,
+    /// Why, for scripts: `missing_dependencies` (import the earlier bundle, then this one
+    /// again), `unknown_collection` (made by a newer app version), `invalid_changes`,
+    /// `not_created`, `invalid_space`, or `other`.
+    pub kind: &'static str,
     /// Why, in words.
     pub reason: String,
 }

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use holdfast::{BundleError, ExportMark, ImportSummary, Refusal, Store};
+use holdfast::{BundleError, ExportMark, ImportSummary, Refusal, RefusalKind, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{count, partial_path, path_text, say, show_progress};
@@ -151,10 +151,23 @@ fn import_json(s: &ImportSummary, refused: &[Refusal], mark: u64) -> json::Impor
             .iter()
             .map(|r| json::RejectedJson {
                 record: r.record,
+                kind: kind_name(&r.kind),
                 reason: r.reason.clone(),
             })
             .collect(),
         mark,
+    }
+}
+
+/// A refusal's kind in the JSON's words.
+fn kind_name(kind: &RefusalKind) -> &'static str {
+    match kind {
+        RefusalKind::MissingDependencies => "missing_dependencies",
+        RefusalKind::UnknownCollection { .. } => "unknown_collection",
+        RefusalKind::InvalidChanges => "invalid_changes",
+        RefusalKind::NotCreated => "not_created",
+        RefusalKind::InvalidSpace { .. } => "invalid_space",
+        _ => "other",
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{count, path_text, say, time_text, value_text};
 use crate::cli::RecordsArgs;
 use crate::error::{Error, Result};
-use crate::input::{hex_decode, hex_encode};
+use crate::input::{hex_decode, hex_encode, rfc3339_ms};
 use crate::json::{self, CandidateJson, RecordJson};
 
 /// Records asked of the store per query page.
@@ -51,6 +51,9 @@ fn status_of(store: &Store, db: &Path) -> Result<json::StatusJson> {
             failed: summary.failed,
             failed_permanent: summary.failed_permanent,
             oldest_pending_ms: summary.oldest_pending_ms,
+            blocked: summary.blocked,
+            held: summary.held,
+            retry_at_ms: summary.retry_at_ms,
         },
         conflicts: json::ConflictCountsJson {
             open: store.conflicts()?.len() as u64,
@@ -91,10 +94,25 @@ fn status_text(s: &json::StatusJson, out: &mut dyn Write) -> Result<()> {
             "Outbox      {} saved on this device, waiting to sync{oldest}",
             count(o.pending, "change")
         )?;
-        if o.failed > 0 {
+        if o.held > 0 {
+            let until = o
+                .retry_at_ms
+                .map(|ms| format!(" until {}", rfc3339_ms(ms)))
+                .unwrap_or_default();
             say!(
                 out,
-                "            {} failed ({} waiting for you); see `holdfast outbox`",
+                "            {} held back by the sync server's rate limit{until}, then sent",
+                count(o.held, "change")
+            )?;
+        }
+        if o.failed > 0 {
+            let blocked = match o.blocked {
+                0 => String::new(),
+                n => format!(", {n} of them behind a refused change"),
+            };
+            say!(
+                out,
+                "            {} failed ({} waiting for you{blocked}); see `holdfast outbox`",
                 count(o.failed, "change"),
                 o.failed_permanent
             )?;
@@ -392,6 +410,8 @@ pub fn outbox(
                 state: state.state,
                 reason: state.reason,
                 permanent: state.permanent,
+                blocked_by: e.blocked_by,
+                retry_at_ms: e.retry_at_ms,
             });
         }
     }
@@ -424,6 +444,21 @@ pub fn outbox(
                 "sent again automatically"
             };
             say!(out, "        {reason} — {next}")?;
+        }
+        if let Some(parent) = e.blocked_by {
+            say!(
+                out,
+                "        blocked by {parent}: retrying either sends both; discarding {parent} \
+                 discards this one too"
+            )?;
+        }
+        if let Some(at) = e.retry_at_ms {
+            say!(
+                out,
+                "        held back by the sync server's rate limit until {} — sent again \
+                 automatically",
+                rfc3339_ms(at)
+            )?;
         }
     }
     Ok(())
@@ -493,3 +528,6 @@ pub fn unknown_collection(store: &Store, name: &str) -> Error {
         }
     ))
 }
+
+#[cfg(test)]
+mod tests;

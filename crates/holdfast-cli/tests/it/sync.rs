@@ -203,3 +203,61 @@ fn a_new_device_syncs_the_spaces_its_token_names() {
          with --space S"
     );
 }
+
+/// A change the relay refused for good (the token only lets this device read the space),
+/// then an edit of the same note: the edit waits behind it, and `outbox` and `status` say
+/// which entry it waits on, in text and JSON.
+#[test]
+fn a_change_behind_a_refused_one_is_listed_with_the_entry_it_waits_on() {
+    let relay = Relay::start();
+    let read_only = relay.token(&["team:read"]);
+    let a = Device::new();
+    let id = a.put("note", &["title=Plan"]);
+    let url = relay.url();
+    let run = a.run(&[
+        "sync", "--relay", &url, "--token", &read_only, "--once", "--json",
+    ]);
+    assert_eq!(run.json()["rejected"], 1, "{}", run.stdout());
+    a.run(&["set", &id, "title=Plan, edited"]).ok();
+
+    let listed = a.run(&["outbox", "--json"]).json();
+    let entries = listed["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{listed}");
+    let (refused, edit) = (&entries[0], &entries[1]);
+    assert_eq!(
+        (
+            &refused["state"],
+            &refused["permanent"],
+            &refused["blocked_by"]
+        ),
+        (&json!("failed"), &json!(true), &json!(null)),
+        "{listed}"
+    );
+    assert_eq!(edit["state"], "failed", "{listed}");
+    assert_eq!(edit["blocked_by"], refused["seq"], "{listed}");
+    for e in entries {
+        assert_eq!(e["retry_at_ms"], json!(null), "{listed}");
+    }
+    let parent = refused["seq"].as_u64().unwrap();
+    let text = a.run(&["outbox"]).ok();
+    assert!(
+        text.contains(&format!(
+            "blocked by {parent}: retrying either sends both; discarding {parent} discards \
+             this one too"
+        )),
+        "{text}"
+    );
+
+    let status = a.run(&["status", "--json"]).json();
+    let outbox = &status["outbox"];
+    assert_eq!(
+        (&outbox["blocked"], &outbox["held"], &outbox["retry_at_ms"]),
+        (&json!(1), &json!(0), &json!(null)),
+        "{status}"
+    );
+    let text = a.run(&["status"]).ok();
+    assert!(
+        text.contains("2 changes failed (2 waiting for you, 1 of them behind a refused change)"),
+        "{text}"
+    );
+}
