@@ -35,11 +35,14 @@ impl Device {
             .expect("the app starts")
     }
 
-    /// Merges every change of `other` into this device, as a bundle.
+    /// Merges every change of `other` into this device, as a bundle; every record must
+    /// apply (a refused one would leave the tests checking notes that never arrived).
     pub fn receive(&self, other: &Device) {
         let export = other.store.export_changes(None, None).expect("export");
-        // What arrived is checked by each test on the notes themselves.
-        let _imported = self.store.import_changes(&export.bytes).expect("import");
+        let imported = self.store.import_changes(&export.bytes).expect("import");
+        if let Err(refused) = imported.complete() {
+            panic!("the import refused records: {refused}");
+        }
     }
 
     pub fn body(&self, id: RecordId) -> String {
@@ -160,3 +163,6 @@ pub fn render(app: &mut App) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
