@@ -138,7 +138,7 @@ impl crate::Store {
     }
 
     /// The number of elements of a `List` field, 0 when never written, read the way
-    /// [`Store::text_len`] reads a text's length: no element is converted.
+    /// [`Store::text_len`](crate::Store::text_len) reads a text's length: no element is converted.
     pub fn list_len(&self, id: RecordId, field: &str) -> Result<usize> {
         self.container_len(id, field, FieldKind::List, "list_len")
     }
