@@ -1,7 +1,7 @@
 //! Changes arriving from the relay: applied with the space's sync cursor in one durable
 //! transaction, so a cursor never runs ahead of what the device holds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use automerge::{Automerge, Change};
 use holdfast_protocol::{ChangeEntry, Cursor, RecordState};
@@ -113,42 +113,42 @@ impl Inbox<'_> {
     /// back. Records written on this device and never sent are not such changes, so a
     /// first sync of offline work repairs nothing.
     ///
-    /// Reads each record's metadata row and the outbox rows of its pending entries (no
-    /// document).
+    /// Reads each record's metadata row and, in one scan, the headers of the outbox's
+    /// entries (no document; the outbox index keeps only some entries whole).
     #[cfg_attr(feature = "internals", visibility::make(pub))]
     pub(crate) fn holds_synced_changes(&self, space: &SpaceId) -> Result<bool> {
-        let inner = &self.store.inner;
-        inner.reading(|txn| {
+        self.store.inner.reading(|txn| {
             let records = txn.open_table(tables::RECORDS)?;
             let log = txn.open_table(tables::LOG)?;
+            // The space's records: their heads, and the changes of their pending entries.
+            type Hashes = HashSet<[u8; 32]>;
+            let mut pending: HashMap<RecordId, (Vec<[u8; 32]>, Hashes)> = HashMap::new();
             for id in crate::store::record_ids(&records)? {
                 let Some(row) = records.get((tables::rid(id), tables::SLOT_META))? else {
                     continue;
                 };
                 let meta: tables::RecordMeta =
                     tables::decode_row(tables::RECORD_ROW_V1, row.value(), "record")?;
-                if &meta.space != space {
-                    continue;
-                }
-                // The record's history is all in the outbox when each pending entry builds
-                // only on pending entries before it and the record's heads are among them.
-                let seqs = crate::lock::lock(&inner.outbox).record_seqs(id);
-                let mut pending: HashSet<[u8; 32]> = HashSet::new();
-                for seq in seqs {
-                    let Some(row) = log.get((tables::LOG_OUTBOX, seq))? else {
-                        continue;
-                    };
-                    let (row, _) = tables::decode_outbox(row.value())?;
-                    if row.heads_before.iter().any(|h| !pending.contains(h)) {
-                        return Ok(true);
-                    }
-                    pending.extend(row.change_hashes);
-                }
-                if meta.heads.iter().any(|h| !pending.contains(h)) {
-                    return Ok(true);
+                if &meta.space == space {
+                    pending.insert(id, (meta.heads, HashSet::new()));
                 }
             }
-            Ok(false)
+            // A record's history is all in the outbox when each pending entry builds only on
+            // pending entries before it and the record's heads are among them.
+            for row in log.range(tables::log_all(tables::LOG_OUTBOX))? {
+                let (_, v) = row?;
+                let (row, _) = tables::decode_outbox(v.value())?;
+                let Some((_, changes)) = pending.get_mut(&row.record) else {
+                    continue;
+                };
+                if row.heads_before.iter().any(|h| !changes.contains(h)) {
+                    return Ok(true);
+                }
+                changes.extend(row.change_hashes);
+            }
+            Ok(pending
+                .values()
+                .any(|(heads, changes)| heads.iter().any(|h| !changes.contains(h))))
         })
     }
 

@@ -50,3 +50,14 @@ pub const SETTLED_CONFLICTS_MAX: usize = 1000;
 
 /// How long a settled conflict is kept (30 days, by this device's clock), pruned on write.
 pub const SETTLED_CONFLICT_AGE_MS_MAX: i64 = 30 * 24 * 3600 * 1000;
+
+/// Outbox entries the in-memory outbox index keeps whole (record, state, age, size): the
+/// oldest ones, which the sync worker sends next. Entries past them are only counted, per
+/// record and in totals, so the index's memory follows the number of records, not of
+/// edits (an offline week of keystroke-level edits is hundreds of thousands of entries).
+/// Four full batches (`BATCH_ENTRIES_MAX`), so the window refills (one range read of the
+/// outbox table) far less often than batches are taken; about 0.5 MB at most whatever the
+/// outbox holds (BENCHMARKS.md, "Outbox index memory").
+pub const OUTBOX_INDEX_WINDOW_ENTRIES: usize = 4096;
+
+const _: () = assert!(OUTBOX_INDEX_WINDOW_ENTRIES >= holdfast_protocol::limits::BATCH_ENTRIES_MAX);

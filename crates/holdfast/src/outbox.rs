@@ -11,10 +11,13 @@ mod index;
 
 pub(crate) use index::OutboxIndex;
 
+use std::sync::MutexGuard;
+
 use redb::{Durability, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::store::Inner;
 use crate::tables::{self, JournalRow, OutboxRow, RowState, LOG_JOURNAL, LOG_OUTBOX};
 use crate::{EventId, RecordId, SpaceId, Store};
 
@@ -129,55 +132,13 @@ impl Store {
     /// Entries held back by the relay's rate limit are `Syncing`; entries blocked behind
     /// an earlier one the relay refused are `Failed` with that reason.
     pub fn sync_state(&self, id: RecordId) -> Result<SyncState> {
-        let index = crate::lock::lock(&self.inner.outbox);
-        let worst = index
-            .record_seqs(id)
-            .into_iter()
-            .filter_map(|seq| index_state(&index, seq))
-            .max_by_key(rank);
-        Ok(worst.unwrap_or(SyncState::Synced))
+        Ok(fresh_index(&self.inner)?.record_state(id))
     }
 
     /// Outbox totals and the last successful sync.
     pub fn sync_summary(&self) -> Result<SyncSummary> {
         let mut s = SyncSummary::default();
-        for listed in crate::lock::lock(&self.inner.outbox).all() {
-            let created_ms = listed.created_ms;
-            let waits_for_user = listed.blocked
-                || matches!(
-                    listed.state,
-                    RowState::Failed {
-                        permanent: true,
-                        ..
-                    }
-                );
-            match listed.state {
-                _ if listed.blocked => {
-                    s.failed += 1;
-                    s.failed_permanent += 1;
-                    s.blocked += 1;
-                }
-                RowState::Queued => s.pending += 1,
-                RowState::Sending => {
-                    s.pending += 1;
-                    s.sending += 1;
-                }
-                RowState::Failed { permanent, .. } => {
-                    s.failed += 1;
-                    s.failed_permanent += u64::from(*permanent);
-                }
-            }
-            if let Some(at) = listed.held {
-                s.held += 1;
-                s.retry_at_ms = Some(s.retry_at_ms.map_or(at, |t| t.min(at)));
-            }
-            if !waits_for_user {
-                s.oldest_pending_ms = Some(
-                    s.oldest_pending_ms
-                        .map_or(created_ms, |o| o.min(created_ms)),
-                );
-            }
-        }
+        fresh_index(&self.inner)?.summarize(&mut s);
         self.inner.reading(|txn| {
             let meta = txn.open_table(tables::META)?;
             s.last_synced_ms = meta
@@ -189,18 +150,14 @@ impl Store {
     }
 }
 
-/// Entry `seq`'s public state as the index sees it: blocked, held or as its row says.
-fn index_state(index: &OutboxIndex, seq: u64) -> Option<SyncState> {
-    if let Some((_, reason)) = index.blocker(seq) {
-        return Some(SyncState::Failed {
-            reason: blocked_reason(reason),
-            permanent: true,
-        });
+/// The outbox index, caught up with the outbox table (see `index.rs`). Outbox operations
+/// update it after their commit, so take it again after one.
+fn fresh_index(inner: &Inner) -> Result<MutexGuard<'_, OutboxIndex>> {
+    let mut index = crate::lock::lock(&inner.outbox);
+    if index.behind() {
+        inner.reading(|txn| index.catch_up(&txn.open_table(tables::LOG)?))?;
     }
-    if index.held(seq).is_some() {
-        return Some(SyncState::Syncing);
-    }
-    index.state(seq).map(public_state)
+    Ok(index)
 }
 
 /// Failed beats syncing beats queued beats synced, for a record's summary state.
@@ -257,18 +214,21 @@ impl Outbox<'_> {
                 }
                 Ok(out)
             })
-            .map(|mut out| {
-                let index = self.index();
+            .and_then(|mut out| {
+                let index = self.index()?;
                 for e in &mut out {
-                    if let Some((parent, _)) = index.blocker(e.seq) {
-                        e.blocked_by = Some(parent);
-                    }
                     e.retry_at_ms = index.held(e.seq);
-                    if e.blocked_by.is_some() || e.retry_at_ms.is_some() {
-                        e.state = index_state(&index, e.seq).unwrap_or(e.state.clone());
+                    if let Some((parent, reason)) = index.blocker(e.seq, e.record) {
+                        e.blocked_by = Some(parent);
+                        e.state = SyncState::Failed {
+                            reason: blocked_reason(reason),
+                            permanent: true,
+                        };
+                    } else if e.retry_at_ms.is_some() {
+                        e.state = SyncState::Syncing;
                     }
                 }
-                out
+                Ok(out)
             })
     }
 
@@ -282,14 +242,18 @@ impl Outbox<'_> {
         bytes_max: u64,
     ) -> Result<Vec<PendingPush>> {
         self.store.inner.writable()?;
+        // The in-memory index picks the candidates without scanning the outbox; each row is
+        // re-checked, since only rows are the truth.
+        let hint = {
+            let inner = &self.store.inner;
+            let mut index = fresh_index(inner)?;
+            inner.reading(|txn| index.due(&txn.open_table(tables::LOG)?, entries_max, bytes_max))?
+        };
         // Sending is not kept across a crash anyway (open re-queues it).
         let batch = self.store.inner.writing(Durability::None, |txn| {
             let mut batch = Vec::new();
             {
                 let mut log = txn.open_table(tables::LOG)?;
-                // The in-memory index picks the candidates without scanning the outbox; each row
-                // is re-checked, since only rows are the truth.
-                let hint = self.index().due(entries_max, bytes_max);
                 let mut due = Vec::new();
                 for seq in hint {
                     let Some(bytes) = log.get((LOG_OUTBOX, seq))?.map(|v| v.value().to_vec())
@@ -317,7 +281,7 @@ impl Outbox<'_> {
             }
             Ok(batch)
         })?;
-        let mut index = self.index();
+        let mut index = self.index_as_is();
         for p in &batch {
             index.set_state(p.entry.seq, RowState::Sending);
         }
@@ -328,21 +292,25 @@ impl Outbox<'_> {
     /// outbox and their records become `Synced` once nothing else is pending for them.
     #[cfg_attr(feature = "internals", visibility::make(pub))]
     pub(crate) fn mark_acked(&self, acked: &[(u64, u64)]) -> Result<()> {
-        self.store.inner.writing(Durability::Immediate, |txn| {
+        let retired = self.store.inner.writing(Durability::Immediate, |txn| {
+            let mut retired = Vec::new();
             {
                 let mut log = txn.open_table(tables::LOG)?;
                 for (seq, _relay_seq) in acked {
-                    retire(&mut log, *seq)?;
+                    if retire(&mut log, *seq)? {
+                        retired.push(*seq);
+                    }
                 }
                 let mut meta = txn.open_table(tables::META)?;
                 let now = self.store.inner.now();
                 meta.insert(tables::META_LAST_SYNCED, now.to_le_bytes().as_slice())?;
             }
-            Ok(())
+            Ok(retired)
         })?;
-        let mut index = self.index();
-        for (seq, _) in acked {
-            index.remove(*seq);
+        // The window refills when next asked.
+        let mut index = self.index_as_is();
+        for seq in retired {
+            index.remove(seq);
         }
         Ok(())
     }
@@ -374,14 +342,14 @@ impl Outbox<'_> {
             reason: reason.to_owned(),
             permanent,
         };
-        self.index().set_state(seq, failed);
+        self.index_as_is().set_state(seq, failed);
         Ok(())
     }
 
     /// Puts every `Sending` entry back in the queue (after a disconnect). Returns how many.
     #[cfg_attr(feature = "internals", visibility::make(pub))]
     pub(crate) fn requeue_sending(&self) -> Result<usize> {
-        let seqs = self.index().matching(|s| *s == RowState::Sending);
+        let seqs = self.index()?.matching(|s| *s == RowState::Sending);
         self.update(seqs, Durability::Immediate, requeue)
     }
 
@@ -395,7 +363,7 @@ impl Outbox<'_> {
             row.state = RowState::Queued;
             true
         })?;
-        let mut index = self.index();
+        let mut index = self.index_as_is();
         for seq in seqs {
             index.hold(*seq, retry_at_ms);
         }
@@ -415,7 +383,12 @@ impl Outbox<'_> {
         reason: &str,
         permanent: bool,
     ) -> Result<bool> {
-        if self.index().blocker(seq).is_none() {
+        let blocked = {
+            let index = self.index()?;
+            let record = index.record_of(seq);
+            record.is_some_and(|r| index.blocker(seq, r).is_some())
+        };
+        if !blocked {
             self.mark_failed(seq, reason, permanent)?;
             return Ok(false);
         }
@@ -430,7 +403,7 @@ impl Outbox<'_> {
     /// Entries blocked behind them go out after them.
     pub fn retry_failed(&self) -> Result<usize> {
         let seqs = self
-            .index()
+            .index()?
             .matching(|s| matches!(s, RowState::Failed { .. }));
         self.retry_seqs(seqs)
     }
@@ -443,10 +416,14 @@ impl Outbox<'_> {
     /// own row never failed is not counted, it simply is no longer blocked.
     pub fn retry(&self, seq: u64) -> Result<usize> {
         let seqs: Vec<u64> = {
-            let index = self.index();
-            let first = index.blocker(seq).map_or(seq, |(s, _)| s);
+            let index = self.index()?;
+            let Some(record) = self.record_of(&index, seq)? else {
+                return Ok(0);
+            };
+            let first = index.blocker(seq, record).map_or(seq, |(s, _)| s);
+            // Failed entries are all kept whole.
             index
-                .record_from(first)
+                .items_from(record, first)
                 .into_iter()
                 .take_while(|s| *s <= seq)
                 .filter(|s| matches!(index.state(*s), Some(RowState::Failed { .. })))
@@ -481,9 +458,21 @@ impl Outbox<'_> {
     /// reaches it another way, a repair of the space or a bundle.
     pub fn discard(&self, seq: u64) -> Result<Vec<u64>> {
         self.store.inner.writable()?;
-        let seqs = self.index().record_from(seq);
+        let (record, kept, last) = {
+            let index = self.index()?;
+            let Some(record) = self.record_of(&index, seq)? else {
+                return Ok(Vec::new());
+            };
+            // Entries only counted are found in the table, in one scan from `seq`.
+            let kept = (!index.counts(record)).then(|| index.items_from(record, seq));
+            (record, kept, index.last())
+        };
         let discarded = self.store.inner.writing(Durability::Immediate, |txn| {
             let mut log = txn.open_table(tables::LOG)?;
+            let seqs = match kept {
+                Some(seqs) => seqs,
+                None => record_entries(&log, record, seq, last)?,
+            };
             let mut discarded = Vec::new();
             for seq in &seqs {
                 if retire(&mut log, *seq)? {
@@ -492,7 +481,7 @@ impl Outbox<'_> {
             }
             Ok(discarded)
         })?;
-        let mut index = self.index();
+        let mut index = self.index_as_is();
         for seq in &discarded {
             index.remove(*seq);
         }
@@ -535,16 +524,48 @@ impl Outbox<'_> {
             }
             Ok(changed)
         })?;
-        let mut index = self.index();
+        let mut index = self.index_as_is();
         for (seq, state) in &changed {
             index.set_state(*seq, state.clone());
         }
         Ok(changed.len())
     }
 
-    fn index(&self) -> std::sync::MutexGuard<'_, OutboxIndex> {
+    /// The index, caught up with the outbox table.
+    fn index(&self) -> Result<MutexGuard<'_, OutboxIndex>> {
+        fresh_index(&self.store.inner)
+    }
+
+    /// The index as it is, to record what a commit did.
+    fn index_as_is(&self) -> MutexGuard<'_, OutboxIndex> {
         crate::lock::lock(&self.store.inner.outbox)
     }
+
+    /// Entry `seq`'s record: the index's, or its row's if the index only counts it.
+    fn record_of(&self, index: &OutboxIndex, seq: u64) -> Result<Option<RecordId>> {
+        if let Some(record) = index.record_of(seq) {
+            return Ok(Some(record));
+        }
+        self.store.inner.reading(|txn| {
+            let log = txn.open_table(tables::LOG)?;
+            let Some(row) = log.get((LOG_OUTBOX, seq))? else {
+                return Ok(None);
+            };
+            Ok(Some(tables::decode_outbox_indexed(row.value())?.record))
+        })
+    }
+}
+
+/// The entries of `record` from `seq` to `last`, in order, read from the table.
+fn record_entries(log: &LogTable<'_>, record: RecordId, seq: u64, last: u64) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for row in log.range((LOG_OUTBOX, seq)..=(LOG_OUTBOX, last.max(seq)))? {
+        let (k, v) = row?;
+        if tables::decode_outbox_indexed(v.value())?.record == record {
+            out.push(k.value().1);
+        }
+    }
+    Ok(out)
 }
 
 /// Moves outbox entry `seq` to the journal; false if there is no such entry.
@@ -565,14 +586,20 @@ fn retire(log: &mut LogTable<'_>, seq: u64) -> Result<bool> {
     Ok(true)
 }
 
-/// At open, in one pass over the outbox: its in-memory index, with the entries that were
-/// being sent when the process stopped put back in the queue (when `requeue_sending`; a
-/// read-only store leaves the file alone). With many pending changes this pass is most of
-/// the time `Store::open` takes, so each row's header is decoded once, without allocating
-/// what the index does not keep; a damaged row still fails the open.
-pub(crate) fn open_index(txn: &WriteTransaction, requeue_sending: bool) -> Result<OutboxIndex> {
-    let mut entries = Vec::new();
+/// At open, in one pass over the outbox: its in-memory index (a window of `window` entries
+/// kept whole, the rest counted), with the entries that were being sent when the process
+/// stopped put back in the queue (when `requeue_sending`; a read-only store leaves the file
+/// alone). With many pending changes this pass is most of the time `Store::open` takes, so
+/// each row's header is decoded once, without allocating what the index does not keep; a
+/// damaged row still fails the open.
+pub(crate) fn open_index(
+    txn: &WriteTransaction,
+    requeue_sending: bool,
+    window: usize,
+) -> Result<OutboxIndex> {
+    let mut build = index::Build::new(window, Default::default());
     let mut requeued = Vec::new();
+    let mut last = 0;
     {
         let log = txn.open_table(tables::LOG)?;
         for item in log.range(tables::log_all(LOG_OUTBOX))? {
@@ -591,7 +618,8 @@ pub(crate) fn open_index(txn: &WriteTransaction, requeue_sending: bool) -> Resul
                 requeued.push((seq, tables::encode_outbox(&row, changes)));
                 item.state = RowState::Queued;
             }
-            entries.push((seq, item));
+            build.push(seq, item);
+            last = seq;
         }
     }
     if !requeued.is_empty() {
@@ -604,7 +632,7 @@ pub(crate) fn open_index(txn: &WriteTransaction, requeue_sending: bool) -> Resul
             log.insert((LOG_OUTBOX, *seq), bytes.as_slice())?;
         }
     }
-    Ok(OutboxIndex::from_ordered(entries))
+    Ok(build.finish(last))
 }
 
 /// A `Sending` entry goes back to the queue; returns whether it was one.

@@ -36,6 +36,7 @@ pub struct StoreConfig {
     pub(crate) cache_bytes: usize,
     pub(crate) clock: Clock,
     pub(crate) resolvers: HashMap<(String, String), Resolver>,
+    pub(crate) outbox_window: usize,
 }
 
 impl StoreConfig {
@@ -46,7 +47,16 @@ impl StoreConfig {
             cache_bytes: DOC_CACHE_BYTES_DEFAULT,
             clock: Arc::new(system_ms),
             resolvers: HashMap::new(),
+            outbox_window: crate::limits::OUTBOX_INDEX_WINDOW_ENTRIES,
         }
+    }
+
+    /// Outbox entries the in-memory outbox index keeps whole (at least 1): tests shrink it
+    /// so the window refills all the time. Not for apps.
+    #[doc(hidden)]
+    pub fn outbox_window(mut self, entries: usize) -> Self {
+        self.outbox_window = entries.max(1);
+        self
     }
 
     /// The memory budget for loaded documents.
@@ -198,7 +208,7 @@ impl Store {
         let txn = Guarded::new(tables::begin_durable(&db)?);
         tables::create_all(&txn)?;
         let (device, schema, read_only) = open_meta(&txn, &config.schema)?;
-        let outbox = crate::outbox::open_index(&txn, read_only.is_none())?;
+        let outbox = crate::outbox::open_index(&txn, read_only.is_none(), config.outbox_window)?;
         let log = txn.open_table(tables::LOG)?;
         let log_next = tables::log_last(&log, tables::LOG_OUTBOX)?
             .max(tables::log_last(&log, tables::LOG_JOURNAL)?)
