@@ -1,5 +1,7 @@
 //! Operating the server binary: health and metrics endpoints, graceful shutdown.
 
+use std::time::Duration;
+
 use holdfast_protocol::limits::BUSY_RETRY_AFTER_SECS_DEFAULT;
 use holdfast_protocol::{Cursor, ErrorCode, EventId, Frame, Outcome};
 
@@ -36,9 +38,19 @@ async fn healthz_and_metrics_answer_with_the_counts() {
         .frame_where(|frame| matches!(frame, Frame::Changes { .. }))
         .await;
 
+    // A frame is counted once its write completed, which may be after the device read it:
+    // each count is given a moment to reach its value (a count past it still fails).
     let check = |name: &'static str, expected: f64| {
         let relay = &relay;
-        async move { assert_eq!(relay.metric(name).await, expected, "{name}") }
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let mut value = relay.metric(name).await;
+            while value != expected && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                value = relay.metric(name).await;
+            }
+            assert_eq!(value, expected, "{name}")
+        }
     };
     check("holdfast_relay_connections_open", 1.0).await;
     check("holdfast_relay_connections_accepted_total", 1.0).await;
