@@ -100,8 +100,9 @@ pub struct SyncReport {
     pub elapsed: Duration,
 }
 
-/// A running sync worker. Dropping it (or [`stop`](Self::stop)) stops the worker; what
-/// was being sent stays in the outbox and goes out next time.
+/// A running sync worker. Dropping it (or [`stop`](Self::stop)) stops the worker, at once
+/// even in the middle of a send the network does not drain; what was being sent stays in
+/// the outbox and goes out next time.
 pub struct SyncHandle {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -165,7 +166,9 @@ fn own_runtime() -> Result<tokio::runtime::Runtime, SyncError> {
 }
 
 impl SyncHandle {
-    /// Disconnects and stays offline until [`resume`](Self::resume); writes still queue.
+    /// Disconnects (interrupting a send under way) and stays offline until
+    /// [`resume`](Self::resume); writes still queue, and what was being sent goes back to
+    /// the queue.
     pub fn pause(&self) {
         self.shared.control(|c| c.paused = true);
     }
@@ -217,12 +220,17 @@ impl SyncHandle {
     }
 
     /// Stops the worker: the connection closes, unacknowledged changes go back to the
-    /// queue. Waits (up to [`STOP_WAIT_MAX`]) for that, unless called on a runtime thread.
-    pub fn stop(mut self) {
-        self.stop_and_wait();
+    /// queue. Waits for that, unless called on a runtime thread: a send under way is
+    /// interrupted, so the wait is for the store work under way (up to
+    /// [`STOP_WAIT_MAX`]), not for the network.
+    pub fn stop(self) {
+        // Dropping stops and waits, once.
+        drop(self);
     }
+}
 
-    fn stop_and_wait(&mut self) {
+impl Drop for SyncHandle {
+    fn drop(&mut self) {
         self.shared.control(|c| c.stopped = true);
         if tokio::runtime::Handle::try_current().is_ok() {
             return;
@@ -233,11 +241,5 @@ impl SyncHandle {
                 let _ = thread.join();
             }
         }
-    }
-}
-
-impl Drop for SyncHandle {
-    fn drop(&mut self) {
-        self.stop_and_wait();
     }
 }

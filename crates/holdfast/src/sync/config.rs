@@ -21,7 +21,8 @@ pub const REPAIR_REPLY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 /// How often the worker passes the time to its session (keepalive pings, timeouts).
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Longest a blocking [`SyncHandle::stop`](super::SyncHandle::stop) waits for the worker.
+/// Longest a blocking [`SyncHandle::stop`](super::SyncHandle::stop) waits for the worker
+/// (for its store work: a send under way is interrupted).
 pub const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// How to sync a store with a relay; see [`Store::sync`](crate::Store::sync).

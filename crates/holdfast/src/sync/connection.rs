@@ -21,6 +21,9 @@ use crate::Store;
 
 /// Longest wait for the close frame to go out when a connection ends.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Longest wait for it on a stop, a pause or `sync_once`'s deadline: whoever asked is not
+/// kept waiting by a link that does not drain.
+const CLOSE_WAIT_ASKED: Duration = Duration::from_millis(200);
 
 /// How a connection is run.
 #[derive(Clone, Copy, Debug)]
@@ -102,12 +105,13 @@ pub(crate) async fn run(
         jobs: Jobs::start(shared.store.clone()),
         clock,
         idle: false,
+        cut_short: false,
     };
-    let ended = match connection.carry_out(&mut out).await {
+    let ended = match connection.carry_out(&mut out, control, mode).await {
         Ok(()) => connection.drive(&mut stream, control, mode, &mut out).await,
         Err(ended) => ended,
     };
-    connection.finish().await;
+    connection.finish(&ended).await;
     ended
 }
 
@@ -168,6 +172,8 @@ struct Connection<'a> {
     clock: Clock,
     /// The status says idle.
     idle: bool,
+    /// A send was interrupted: the socket holds the rest of a frame.
+    cut_short: bool,
 }
 
 /// What woke the connection.
@@ -231,7 +237,7 @@ impl Connection<'_> {
                 Event::Timer => self.driver.timers(now, out),
                 Event::Deadline => return Ended::Deadline,
             }
-            if let Err(ended) = self.carry_out(out).await {
+            if let Err(ended) = self.carry_out(out, control, mode).await {
                 return ended;
             }
         }
@@ -239,7 +245,12 @@ impl Connection<'_> {
 
     /// Does what the driver asked: counts, status, store jobs, frames; then reports
     /// whether the connection ended.
-    async fn carry_out(&mut self, out: &mut Out) -> Result<(), Ended> {
+    async fn carry_out(
+        &mut self,
+        out: &mut Out,
+        control: &watch::Receiver<Control>,
+        mode: Mode,
+    ) -> Result<(), Ended> {
         self.shared
             .counters()
             .absorb(std::mem::take(&mut out.counters));
@@ -261,10 +272,8 @@ impl Connection<'_> {
             self.jobs.run(job);
         }
         for sent in out.frames.drain(..) {
-            if let Err(e) = self.sink.send(Message::Binary(sent.bytes.into())).await {
-                tracing::info!("sending failed: {e}");
-                return Err(Ended::Lost(self.driver.lost(self.clock.now())));
-            }
+            self.send(Message::Binary(sent.bytes.into()), control, mode)
+                .await?;
         }
         match out.ended.take() {
             Some(lost) => Err(Ended::Lost(lost)),
@@ -272,12 +281,48 @@ impl Connection<'_> {
         }
     }
 
+    /// Sends one frame, unless the connection is to end first: a stop, a pause or
+    /// `sync_once`'s deadline interrupts a send the network does not drain (a relay that
+    /// stopped reading, a stalled link), and `finish` puts what was in flight back.
+    async fn send(
+        &mut self,
+        message: Message,
+        control: &watch::Receiver<Control>,
+        mode: Mode,
+    ) -> Result<(), Ended> {
+        // A copy, so that a `retry_now` or a `resume` seen here still reaches `drive`.
+        let mut control = control.clone();
+        let sent = tokio::select! {
+            sent = self.sink.send(message) => sent,
+            ended = control_ended(&mut control, mode) => return Err(self.interrupted(ended)),
+            () = sleep_until(mode.deadline()) => return Err(self.interrupted(Ended::Deadline)),
+        };
+        sent.map_err(|e| {
+            tracing::info!("sending failed: {e}");
+            Ended::Lost(self.driver.lost(self.clock.now()))
+        })
+    }
+
+    /// A send stopped part way, for `ended`: the socket may hold half a frame.
+    fn interrupted(&mut self, ended: Ended) -> Ended {
+        self.cut_short = true;
+        ended
+    }
+
     /// Closes the socket, waits for the store work under way, and puts entries still
     /// being sent back in the queue.
-    async fn finish(mut self) {
+    async fn finish(mut self, ended: &Ended) {
         // Offline, no space is known to be at the relay's head.
         self.shared.status.update(|s| s.caught_up.clear());
-        let _ = tokio::time::timeout(CLOSE_WAIT, self.sink.close()).await;
+        // After an interrupted send the close frame would wait behind the rest of the
+        // frame: the socket is dropped instead.
+        if !self.cut_short {
+            let wait = match ended {
+                Ended::Stopped | Ended::Paused | Ended::Deadline => CLOSE_WAIT_ASKED,
+                Ended::Complete | Ended::Lost(_) => CLOSE_WAIT,
+            };
+            let _ = tokio::time::timeout(wait, self.sink.close()).await;
+        }
         self.jobs.run(Job::requeue());
         self.jobs.finish().await;
         let shared = self.shared.clone();

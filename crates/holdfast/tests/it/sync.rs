@@ -12,5 +12,6 @@ mod outages;
 mod partial;
 mod rate_limit;
 mod restore;
+mod stalls;
 mod trace;
 mod upload;

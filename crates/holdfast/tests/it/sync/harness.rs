@@ -32,6 +32,8 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     /// Milliseconds each read from the relay waits before it is forwarded to the device.
     delay_to_device_ms: Arc<AtomicU64>,
+    /// Bytes from the device a connection forwards before it stops reading.
+    hold_after_bytes: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -45,13 +47,15 @@ impl Proxy {
             cuts: Arc::default(),
             stop: Arc::default(),
             delay_to_device_ms: Arc::default(),
+            hold_after_bytes: Arc::new(AtomicUsize::new(usize::MAX)),
         };
-        let (live, limit, cuts, stop, delay) = (
+        let (live, limit, cuts, stop, delay, hold) = (
             proxy.live.clone(),
             proxy.cut_after_bytes.clone(),
             proxy.cuts.clone(),
             proxy.stop.clone(),
             proxy.delay_to_device_ms.clone(),
+            proxy.hold_after_bytes.clone(),
         );
         std::thread::spawn(move || {
             for device in listener.incoming() {
@@ -71,8 +75,11 @@ impl Proxy {
                 }
                 let (d2, r2) = (device.try_clone().unwrap(), relay.try_clone().unwrap());
                 let (limit, cuts, delay) = (limit.clone(), cuts.clone(), delay.clone());
-                std::thread::spawn(move || pipe(device, relay, Some((limit, cuts)), None));
-                std::thread::spawn(move || pipe(r2, d2, None, Some(delay)));
+                let hold = hold.clone();
+                std::thread::spawn(move || {
+                    pipe(device, relay, Some((limit, cuts)), None, Some(hold))
+                });
+                std::thread::spawn(move || pipe(r2, d2, None, Some(delay), None));
             }
         });
         proxy
@@ -103,11 +110,24 @@ impl Proxy {
         self.delay_to_device_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
+
+    /// From now on, a connection stops reading from the device once it forwarded `bytes`
+    /// from it, as a relay that stopped reading: the device's sends stall once the
+    /// sockets' buffers are full. [`release`](Self::release) reads again.
+    pub fn hold_after(&self, bytes: usize) {
+        self.hold_after_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Connections held by [`hold_after`](Self::hold_after) read again.
+    pub fn release(&self) {
+        self.hold_after(usize::MAX);
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.release();
         let _ = TcpStream::connect(self.addr);
         self.cut();
     }
@@ -118,11 +138,13 @@ fn pipe(
     mut to: TcpStream,
     cut: Option<(Arc<AtomicUsize>, Arc<AtomicUsize>)>,
     delay_ms: Option<Arc<AtomicU64>>,
+    hold: Option<Arc<AtomicUsize>>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut carried = 0usize;
     loop {
-        let n = match from.read(&mut buf) {
+        let len = buf.len().min(room(hold.as_deref(), carried));
+        let n = match from.read(&mut buf[..len]) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -142,6 +164,20 @@ fn pipe(
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Waits until `hold` lets more than `carried` bytes through; returns how many more.
+fn room(hold: Option<&AtomicUsize>, carried: usize) -> usize {
+    let Some(hold) = hold else {
+        return usize::MAX;
+    };
+    loop {
+        let room = hold.load(Ordering::Relaxed).saturating_sub(carried);
+        if room > 0 {
+            return room;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Fast reconnects for tests.
