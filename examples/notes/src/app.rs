@@ -284,9 +284,6 @@ impl App {
     /// Re-reads sync states, counts, the worker's status and (for the panel) the outbox.
     pub fn refresh(&mut self) -> anyhow::Result<()> {
         self.refreshed = Some(Instant::now());
-        if let Some(error) = self.link.as_mut().and_then(SyncLink::poll) {
-            self.message = Some(format!("The sync worker could not restart: {error}."));
-        }
         self.status = self.link.as_ref().map(SyncLink::status);
         self.summary = self.store.sync_summary()?;
         let conflicts = self.store.conflicts()?.into_iter();

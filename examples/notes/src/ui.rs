@@ -95,10 +95,6 @@ pub fn connection(app: &App) -> String {
     if link.simulated_offline() {
         return "Offline (simulated)".into();
     }
-    if link.switching() {
-        // The simulated-offline worker is still stopping.
-        return "Connecting…".into();
-    }
     match &status.connection {
         ConnectionState::Offline { .. } => "Offline".into(),
         ConnectionState::Connecting => "Connecting…".into(),

@@ -54,7 +54,10 @@ impl App {
             self.message = Some(NO_RELAY.into());
             return Ok(());
         };
-        link.toggle_offline();
+        if let Err(e) = link.toggle_offline() {
+            self.message = Some(format!("The sync worker could not restart: {e}."));
+            return self.refresh();
+        }
         self.message = Some(if link.simulated_offline() {
             "Offline (simulated): the sync server cannot be reached until you press o again.".into()
         } else {

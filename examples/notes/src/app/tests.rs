@@ -602,14 +602,22 @@ fn noise(seed: u64, len: usize) -> String {
         .collect()
 }
 
-#[test]
-fn simulating_offline_returns_at_once_while_a_send_is_stalled() {
-    let relay = holdfast_relay_harness::Relay::start();
-    let token = relay.token(&["team:write"]);
-    let a = Device::new();
-    let link = SyncLink::start(&a.store, &relay.url(), &token, team()).unwrap();
+/// How long a key may take while a send is stalled (stopping a worker used to wait up to
+/// holdfast's STOP_WAIT_MAX, 10 s, for the send).
+const KEY_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// An app on `device` syncing with `relay`, whose worker is stuck in a send: the relay
+/// stopped reading once the app was connected and idle, and the device pushes more than
+/// the sockets buffer. Returns the app, the frozen relay (thawed when dropped) and the
+/// entries the relay had stored.
+fn stalled_app(
+    device: &Device,
+    relay: &holdfast_relay_harness::Relay,
+    token: &str,
+) -> (App, Frozen, u64) {
+    let link = SyncLink::start(&device.store, &relay.url(), token, team()).unwrap();
     let clock = Box::new(crate::testing::real_now);
-    let mut app = App::with_clock(a.store.clone(), team(), Some(link), clock).unwrap();
+    let mut app = App::with_clock(device.store.clone(), team(), Some(link), clock).unwrap();
     write_note(&mut app, "First", "sent");
     wait(&mut app, "connected and idle", |app| {
         app.summary.pending == 0
@@ -618,14 +626,13 @@ fn simulating_offline_returns_at_once_while_a_send_is_stalled() {
                 .as_ref()
                 .is_some_and(|s| s.connection == ConnectionState::Idle)
     });
-
-    // The network stalls mid-send: the relay stops reading while the device pushes
-    // more than the sockets buffer, so the worker waits inside a send.
+    let stored = relay.push_entries("stored");
     let frozen = Frozen(relay.pid());
     signal(relay.pid(), "-STOP");
     for i in 0..16 {
         let title = noise(i + 1, 900_000);
-        a.store
+        device
+            .store
             .write(|tx| {
                 let id = tx.create(model::NOTE, &team())?;
                 tx.set(id, "title", title.as_str())
@@ -637,34 +644,63 @@ fn simulating_offline_returns_at_once_while_a_send_is_stalled() {
             .as_ref()
             .is_some_and(|s| s.connection == ConnectionState::Syncing)
     });
+    // Time for the sockets to fill: the worker then waits inside a send.
     std::thread::sleep(Duration::from_secs(2));
+    (app, frozen, stored)
+}
 
-    // Stopping that worker takes up to holdfast's STOP_WAIT_MAX (10 s); the key does not.
+#[test]
+fn simulating_offline_returns_at_once_while_a_send_is_stalled() {
+    let relay = holdfast_relay_harness::Relay::start();
+    let token = relay.token(&["team:write"]);
+    let a = Device::new();
+    let (mut app, frozen, stored) = stalled_app(&a, &relay, &token);
+
     app.handle_key(ctrl('s'));
     let pressed = Instant::now();
     press(&mut app, KeyCode::Char('o'));
     let took = pressed.elapsed();
+    eprintln!("simulating offline with a stalled send took {took:?}");
     assert!(
-        took < Duration::from_secs(2),
+        took < KEY_WAIT_MAX,
         "the switch blocked the UI for {took:?}"
     );
     assert!(app.link().unwrap().simulated_offline());
     let screen = render(&mut app).join("\n");
     assert!(screen.contains("Offline (simulated)"), "{screen}");
-    let worker_stopping = app.link().unwrap().switching();
 
     // The network comes back; so does the device, and everything queued goes out.
     drop(frozen);
     let pressed = Instant::now();
     press(&mut app, KeyCode::Char('o'));
-    assert!(pressed.elapsed() < Duration::from_secs(2));
+    assert!(pressed.elapsed() < KEY_WAIT_MAX);
     assert!(!app.link().unwrap().simulated_offline());
-    wait(&mut app, "the queue sent", |app| {
-        app.summary.pending == 0 && !app.link().unwrap().switching()
-    });
+    wait(&mut app, "the queue sent", |app| app.summary.pending == 0);
     assert_eq!(app.notes.len(), 17);
-    assert!(
-        worker_stopping,
-        "the stalled worker was still stopping when the key returned"
-    );
+    assert_eq!(relay.push_entries("stored"), stored + 16);
+}
+
+#[test]
+fn quitting_returns_at_once_while_a_send_is_stalled() {
+    let relay = holdfast_relay_harness::Relay::start();
+    let token = relay.token(&["team:write"]);
+    let a = Device::new();
+    let (mut app, frozen, stored) = stalled_app(&a, &relay, &token);
+
+    app.handle_key(ctrl('q'));
+    assert!(app.quit);
+    // What `main` does once the loop ends: the app, and with it the sync worker, goes.
+    let quit = Instant::now();
+    drop(app);
+    let took = quit.elapsed();
+    eprintln!("quitting with a stalled send took {took:?}");
+    assert!(took < KEY_WAIT_MAX, "quitting took {took:?}");
+
+    // Nothing was lost: with the network back, the app's next run sends it all.
+    drop(frozen);
+    let link = SyncLink::start(&a.store, &relay.url(), &token, team()).unwrap();
+    let clock = Box::new(crate::testing::real_now);
+    let mut app = App::with_clock(a.store.clone(), team(), Some(link), clock).unwrap();
+    wait(&mut app, "the queue sent", |app| app.summary.pending == 0);
+    assert_eq!(relay.push_entries("stored"), stored + 16);
 }
