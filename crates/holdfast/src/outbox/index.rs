@@ -455,7 +455,8 @@ impl OutboxIndex {
     }
 
     /// Where `record`'s entries stand, the worst of them: failed beats syncing beats
-    /// queued; of two failures, the later entry's.
+    /// queued; a record with a refused entry is failed with the refusal's reason, whatever
+    /// waits behind it; of two transient failures, the later entry's.
     pub(crate) fn record_state(&self, record: RecordId) -> SyncState {
         let Some(rec) = self.records.get(&record) else {
             return SyncState::Synced;
@@ -485,14 +486,13 @@ impl OutboxIndex {
                 worst = state;
             }
         }
-        if rec.blocked > 0 {
-            // Every entry after the first refusal is blocked, the record's last one too.
-            if let Some(reason) = stop {
-                return SyncState::Failed {
-                    reason: blocked_reason(reason),
-                    permanent: true,
-                };
-            }
+        if let Some(reason) = stop {
+            // The record is stuck on its first refusal: that is what the user must act on
+            // (the entries behind it only wait on it, and say so in the listing).
+            return SyncState::Failed {
+                reason: reason.to_owned(),
+                permanent: true,
+            };
         }
         if rec.queued > 0 && rank(&worst) < rank(&SyncState::Queued) {
             worst = SyncState::Queued;

@@ -292,7 +292,8 @@ fn the_sync_panel_lists_pending_changes_with_state_and_reason() {
             "Plan",
             "failed",
             "This change is too large to send to the sync server (waits for Retry now)",
-            "queued",
+            // The note's later changes build on the refused one: they wait on it.
+            "why: Waiting on an earlier change of this record that the sync server refused",
             "Not syncing: this device works offline.",
             "Last synced   not yet",
             "p pause/resume · o simulate offline · r retry now",

@@ -62,13 +62,8 @@ fn check_blocked(store: &Store, id: RecordId, parent: u64, child: u64) {
     assert_eq!(parent_entry.blocked_by, None);
     assert_eq!(child_entry.state, blocked);
     assert_eq!(child_entry.blocked_by, Some(parent));
-    assert!(matches!(
-        store.sync_state(id).unwrap(),
-        SyncState::Failed {
-            permanent: true,
-            ..
-        }
-    ));
+    // The record itself says what the user must act on: the refusal, not the wait.
+    assert_eq!(store.sync_state(id).unwrap(), refused);
     let summary = store.sync_summary().unwrap();
     assert_eq!(summary.pending, 0, "{summary:?}");
     assert_eq!(summary.blocked, 1, "{summary:?}");
