@@ -52,9 +52,10 @@ impl StoreConfig {
     }
 
     /// Outbox entries the in-memory outbox index keeps whole (at least 1): tests shrink it
-    /// so the window refills all the time. Not for apps.
-    #[doc(hidden)]
-    pub fn outbox_window(mut self, entries: usize) -> Self {
+    /// so the window refills all the time. Not for apps (`internals` only).
+    #[cfg_attr(feature = "internals", visibility::make(pub))]
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and the fuzz model
+    pub(crate) fn outbox_window(mut self, entries: usize) -> Self {
         self.outbox_window = entries.max(1);
         self
     }
@@ -318,12 +319,29 @@ impl Store {
     }
 
     /// Reads a record. Deleted records (and records whose deletion conflicts with an edit)
-    /// are `Err(Deleted)`.
+    /// are `Err(Deleted)`; [`Store::get_deleted`] reads them.
     pub fn get(&self, id: RecordId) -> Result<Record> {
         self.inner.read(id, |view, meta| {
             if view.deleted() {
                 return Err(Error::Deleted(id));
             }
+            Ok(Record::read(&self.inner, id, meta, &view))
+        })
+    }
+
+    /// Reads a record whether or not it is deleted: a deleted record reads with the fields
+    /// it had when deleted, and with every edit merged since, such as an edit made on
+    /// another device concurrently with the delete (a delete/edit conflict). For trash and
+    /// restore screens and for conflict screens, which show what the user is about to
+    /// restore or lose; ordinary reads use [`Store::get`], which hides deleted records.
+    ///
+    /// Like [`Store::get`], it reads the record as of its durable heads, from the cached
+    /// document when loaded. A live record reads as with [`Store::get`], so a screen opened
+    /// on a deleted record still reads it if it is restored meanwhile (a sync, another
+    /// device's choice); [`Store::is_deleted`] tells which it is. An unknown id is
+    /// `Err(NotFound)`.
+    pub fn get_deleted(&self, id: RecordId) -> Result<Record> {
+        self.inner.read(id, |view, meta| {
             Ok(Record::read(&self.inner, id, meta, &view))
         })
     }
