@@ -392,8 +392,16 @@ impl Driver {
                 self.taking = false;
                 match result {
                     Ok((batch, summary)) => {
+                        // Everything due went out in this batch: the outbox is drained now,
+                        // without waiting out the pacing for an empty take to say so (a
+                        // `sync_once`, or the idle status, would wait PUSH_SPACING_MS).
+                        let all_sent = summary.pending == summary.sending
+                            && summary.failed == summary.failed_permanent;
                         out.summary = Some(summary);
                         self.taken(batch, now, out);
+                        if all_sent {
+                            self.drained = true;
+                        }
                     }
                     Err(e) => out.local_failure(&e),
                 }
