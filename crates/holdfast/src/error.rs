@@ -123,7 +123,8 @@ pub enum Error {
     /// No record with that id (or it is deleted).
     #[error("record {0} not found")]
     NotFound(RecordId),
-    /// The record exists but is deleted.
+    /// The record exists but is deleted ([`Store::get_deleted`](crate::Store::get_deleted)
+    /// reads it).
     #[error("record {0} is deleted")]
     Deleted(RecordId),
     /// A text or list position past the end.
