@@ -241,13 +241,16 @@ impl App {
     }
 
     fn title_of(&self, id: RecordId) -> String {
+        self.title_seen(id)
+            .unwrap_or("(a note not seen here)")
+            .to_owned()
+    }
+
+    /// The title of note `id` as this app last listed it, if it did.
+    fn title_seen(&self, id: RecordId) -> Option<&str> {
         match self.notes.iter().find(|n| n.id == id) {
-            Some(note) => note.display_title().to_owned(),
-            None => self
-                .titles_gone
-                .get(&id)
-                .map_or("(a note not seen here)", |t| model::display_title(t))
-                .to_owned(),
+            Some(note) => Some(note.display_title()),
+            None => self.titles_gone.get(&id).map(|t| model::display_title(t)),
         }
     }
 

@@ -81,6 +81,19 @@ impl Note {
         Ok(Some(note))
     }
 
+    /// Reads note `id` whether or not it is deleted, with every edit merged into it: what
+    /// restoring it would bring back. `Ok(None)` when it is unknown.
+    pub fn load_deleted(store: &Store, id: RecordId) -> holdfast::Result<Option<Note>> {
+        let record = match store.get_deleted(id) {
+            Ok(r) => r,
+            Err(holdfast::Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut note = Note::from_record(&record)?;
+        note.sync = store.sync_state(id)?;
+        Ok(Some(note))
+    }
+
     fn from_record(record: &Record) -> holdfast::Result<Note> {
         let title = match record.field("title")? {
             FieldValue::Value(v) => v.as_str().unwrap_or_default().to_owned(),

@@ -1,7 +1,8 @@
 //! The conflict screen: a note's status was changed on two devices at once, and the user
 //! keeps their version, takes the latest other one, or types a new value; or a note was
-//! deleted on one device while edited on another, and the user restores it with the edit
-//! or confirms the delete (the two answers the store takes for its `_state`).
+//! deleted on one device while edited on another, and the user, shown the note with the
+//! edit (read from the deleted record), restores it with the edit or confirms the delete
+//! (the two answers the store takes for its `_state`).
 
 use anyhow::Context;
 use holdfast::{Candidate, RecordId, Resolution, Value, STATE_FIELD};
@@ -39,6 +40,9 @@ pub struct Deletion {
     pub deletes: Vec<Candidate>,
     /// The edits the deleting device had not seen, oldest first.
     pub edits: Vec<Candidate>,
+    /// The note with those edits, as restoring it would bring it back: what the user
+    /// keeps or loses. `None` only if the store no longer holds it.
+    pub edited: Option<Note>,
 }
 
 impl Deletion {
@@ -48,7 +52,11 @@ impl Deletion {
         let (deletes, edits): (Vec<_>, Vec<_>) = candidates
             .into_iter()
             .partition(|c| c.value.as_str() == Some(DELETED));
-        (!deletes.is_empty() && !edits.is_empty()).then_some(Deletion { deletes, edits })
+        (!deletes.is_empty() && !edits.is_empty()).then_some(Deletion {
+            deletes,
+            edits,
+            edited: None,
+        })
     }
 }
 
@@ -124,12 +132,11 @@ impl App {
 
     /// Opens the delete/edit conflict of note `id`.
     pub fn open_deleted_conflict(&mut self, id: RecordId) -> anyhow::Result<()> {
-        let candidates = self.store.candidates(id, STATE_FIELD)?;
-        let Some(deletion) = Deletion::new(candidates) else {
+        let Some(deletion) = self.deletion(id)? else {
             self.message = Some("This note has no delete to settle.".into());
             return Ok(());
         };
-        self.conflict = Some(ConflictScreen::deleted(id, self.title_of(id), deletion));
+        self.conflict = Some(self.deleted_screen(id, deletion));
         if self.screen != Screen::Conflict {
             self.back = self.screen;
         }
@@ -248,12 +255,8 @@ impl App {
     /// Takes in the conflict as the store has it now: settled elsewhere, it closes.
     pub(super) fn reload_conflict(&mut self, id: RecordId) -> anyhow::Result<()> {
         if self.conflict.as_ref().is_some_and(|c| c.deletion.is_some()) {
-            let candidates = self.store.candidates(id, STATE_FIELD)?;
-            match Deletion::new(candidates) {
-                Some(deletion) => {
-                    let title = self.title_of(id);
-                    self.conflict = Some(ConflictScreen::deleted(id, title, deletion));
-                }
+            match self.deletion(id)? {
+                Some(deletion) => self.conflict = Some(self.deleted_screen(id, deletion)),
                 None => self.conflict_settled_elsewhere("delete"),
             }
             return Ok(());
@@ -269,6 +272,28 @@ impl App {
             _ => self.conflict_settled_elsewhere("status"),
         }
         Ok(())
+    }
+
+    /// The delete/edit conflict of note `id` as the store has it now, with the edited
+    /// note; `None` when there is none.
+    fn deletion(&self, id: RecordId) -> anyhow::Result<Option<Deletion>> {
+        let candidates = self.store.candidates(id, STATE_FIELD)?;
+        let Some(mut deletion) = Deletion::new(candidates) else {
+            return Ok(None);
+        };
+        deletion.edited = Note::load_deleted(&self.store, id)?;
+        Ok(Some(deletion))
+    }
+
+    /// The screen for `deletion`, titled as this app listed the note, or else with the
+    /// edited note's title.
+    fn deleted_screen(&self, id: RecordId, deletion: Deletion) -> ConflictScreen {
+        let title = match (self.title_seen(id), &deletion.edited) {
+            (Some(title), _) => title.to_owned(),
+            (None, Some(edited)) => edited.display_title().to_owned(),
+            (None, None) => self.title_of(id),
+        };
+        ConflictScreen::deleted(id, title, deletion)
     }
 
     fn conflict_settled_elsewhere(&mut self, what: &str) {

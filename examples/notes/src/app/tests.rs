@@ -404,6 +404,12 @@ fn a_note_deleted_here_and_edited_elsewhere_is_restored_with_the_edit() {
     assert!(deletion.deletes[0].mine);
     assert_eq!(devices(&deletion.edits), [Some(b.store.device_id())]);
     assert!(!deletion.edits[0].mine);
+    // The note as restoring it would bring it back, read from the deleted record.
+    let edited = deletion.edited.expect("the edited note");
+    assert_eq!(
+        (edited.title.as_str(), edited.body.as_str()),
+        ("Plan", "Ship on Friday")
+    );
     // The status choices are not offered; the store's two answers are.
     press(&mut app, KeyCode::Char('m'));
     assert_eq!(app.screen, Screen::Conflict);
@@ -435,7 +441,8 @@ fn a_note_edited_here_and_deleted_elsewhere_can_be_deleted_or_left_for_later() {
     assert!(deletion.edits[0].mine, "edited here");
     assert_eq!(
         app.conflict.as_ref().unwrap().title,
-        "(a note not seen here)"
+        "Plan",
+        "not listed here: the title of the deleted record"
     );
 
     // Later: the conflict stays, and "c" finds it again.

@@ -1,5 +1,6 @@
 //! The conflict screen: "Your version" and "Latest version" of a note's status, or who
-//! deleted a note and who edited it meanwhile, and what each key does, in plain words.
+//! deleted a note and who edited it meanwhile and the note with the edit, and what each
+//! key does, in plain words.
 
 use holdfast::Candidate;
 use ratatui::layout::{Position, Rect};
@@ -9,7 +10,13 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::app::{App, ConflictScreen, Deletion};
-use crate::model;
+use crate::model::{self, Note};
+
+/// How many lines of the edited note's body the delete/edit screen shows.
+const BODY_LINES_MAX: usize = 3;
+
+/// How many characters of each of those lines it shows.
+const BODY_LINE_CHARS_MAX: usize = 70;
 
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let Some(conflict) = &app.conflict else {
@@ -142,6 +149,10 @@ fn draw_deletion(
     ];
     lines.extend(deletion.deletes.iter().map(|c| row("Deleted", c)));
     lines.extend(deletion.edits.iter().map(|c| row("Edited", c)));
+    if let Some(edited) = &deletion.edited {
+        lines.push(Line::from(""));
+        lines.extend(edited_note(edited));
+    }
     lines.extend([
         Line::from(""),
         Line::from("  r  Restore: bring the note back, with the edit"),
@@ -159,4 +170,39 @@ fn draw_deletion(
         .block(block)
         .wrap(Wrap { trim: false });
     frame.render_widget(text, area);
+}
+
+/// The note as restoring it would bring it back: its title and the first lines of its body.
+fn edited_note(note: &Note) -> Vec<Line<'static>> {
+    let field = |label: &str, text: String| {
+        Line::from(vec![
+            Span::raw(format!("  {label:<10}")).bold(),
+            Span::raw(text),
+        ])
+    };
+    let mut lines = vec![
+        Line::from("The note with the edit:"),
+        field("Title", note.display_title().to_owned()),
+    ];
+    let body: Vec<&str> = note.body.lines().collect();
+    if body.is_empty() {
+        lines.push(field("Body", "(empty)".to_owned()).dim());
+    }
+    for (i, line) in body.iter().take(BODY_LINES_MAX).enumerate() {
+        lines.push(field(if i == 0 { "Body" } else { "" }, clipped(line)));
+    }
+    if body.len() > BODY_LINES_MAX {
+        let more = body.len() - BODY_LINES_MAX;
+        let text = format!("({more} more line{})", if more == 1 { "" } else { "s" });
+        lines.push(field("", text).dim());
+    }
+    lines
+}
+
+/// `line` cut to `BODY_LINE_CHARS_MAX` characters, with "…" when cut.
+fn clipped(line: &str) -> String {
+    match line.char_indices().nth(BODY_LINE_CHARS_MAX) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_owned(),
+    }
 }

@@ -4,7 +4,7 @@ use ratatui::crossterm::event::KeyCode;
 
 use crate::app::{App, Screen};
 use crate::testing::{
-    ctrl, delete_edit_conflict, press, render, status_conflict, type_keys, Device,
+    ctrl, delete_edit_conflict, press, render, status_conflict, team, type_keys, Device,
 };
 
 fn screen_has(screen: &[String], text: &str) -> bool {
@@ -256,6 +256,8 @@ fn the_conflict_screen_says_who_deleted_and_who_edited() {
             &[
                 "was deleted on one device while it was being edited on another.",
                 "The note is hidden until you choose; the edit is kept until then.",
+                "The note with the edit:",
+                "Ship on Friday",
                 "r  Restore: bring the note back, with the edit",
                 "d  Delete: confirm the delete (the edit goes with the note)",
                 "Esc  Decide later (the note stays hidden until then)",
@@ -263,6 +265,67 @@ fn the_conflict_screen_says_who_deleted_and_who_edited() {
             ],
         );
         assert_hides(&mut app, &["Keep mine", "Use theirs"]);
+    }
+}
+
+#[test]
+fn the_delete_conflict_screen_shows_the_note_with_the_edit() {
+    let (a, b) = (Device::new(), Device::new());
+    let id = a
+        .store
+        .write(|tx| {
+            let id = tx.create(crate::model::NOTE, &team())?;
+            tx.set(id, "title", "Plan")?;
+            tx.splice_text(
+                id,
+                "body",
+                0,
+                0,
+                "Ship\nmilestone two\nmilestone three\nfourth",
+            )?;
+            Ok(id)
+        })
+        .unwrap();
+    b.receive(&a);
+    a.store.write(|tx| tx.delete(id)).unwrap();
+    b.store
+        .update(id, |tx| {
+            tx.set(id, "title", "Plan v2")?;
+            tx.splice_text(id, "body", 0, 0, "Urgent: ")
+        })
+        .unwrap();
+    a.receive(&b);
+    b.receive(&a);
+    for device in [&a, &b] {
+        let mut app = device.app();
+        press(&mut app, KeyCode::Char('c'));
+        let screen = render(&mut app);
+        let row = |label: &str| {
+            let row = screen.iter().find(|r| r.contains(label));
+            row.unwrap_or_else(|| panic!("no {label:?} in:\n{}", screen.join("\n")))
+                .clone()
+        };
+        assert!(
+            row("Title     ").contains("Plan v2"),
+            "{}",
+            screen.join("\n")
+        );
+        assert!(
+            row("Body      ").contains("Urgent: Ship"),
+            "{}",
+            screen.join("\n")
+        );
+        assert_shows(
+            &mut app,
+            &[
+                "The note with the edit:",
+                "milestone two",
+                "milestone three",
+                "(1 more line)",
+                "r  Restore: bring the note back, with the edit",
+            ],
+        );
+        assert_hides(&mut app, &["fourth"]);
     }
 }
 
