@@ -76,10 +76,13 @@ impl Proxy {
                 let (d2, r2) = (device.try_clone().unwrap(), relay.try_clone().unwrap());
                 let (limit, cuts, delay) = (limit.clone(), cuts.clone(), delay.clone());
                 let hold = hold.clone();
-                std::thread::spawn(move || {
-                    pipe(device, relay, Some((limit, cuts)), None, Some(hold))
-                });
-                std::thread::spawn(move || pipe(r2, d2, None, Some(delay), None));
+                // Set before the bytes that cross the cut limit reach the relay, so its
+                // answer to them (an ack) never reaches the device, however the threads
+                // are scheduled.
+                let cutting = Arc::new(AtomicBool::new(false));
+                let cut = Some((limit, cuts, cutting.clone()));
+                std::thread::spawn(move || pipe(device, relay, cut, None, Some(hold), None));
+                std::thread::spawn(move || pipe(r2, d2, None, Some(delay), None, Some(cutting)));
             }
         });
         proxy
@@ -136,9 +139,10 @@ impl Drop for Proxy {
 fn pipe(
     mut from: TcpStream,
     mut to: TcpStream,
-    cut: Option<(Arc<AtomicUsize>, Arc<AtomicUsize>)>,
+    cut: Option<(Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicBool>)>,
     delay_ms: Option<Arc<AtomicU64>>,
     hold: Option<Arc<AtomicUsize>>,
+    cutting: Option<Arc<AtomicBool>>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut carried = 0usize;
@@ -151,15 +155,22 @@ fn pipe(
         if let Some(delay_ms) = &delay_ms {
             std::thread::sleep(Duration::from_millis(delay_ms.load(Ordering::Relaxed)));
         }
+        if cutting.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+            break;
+        }
+        let crosses = cut
+            .as_ref()
+            .filter(|(limit, ..)| carried + n > limit.load(Ordering::Relaxed));
+        if let Some((_, _, cutting)) = crosses {
+            cutting.store(true, Ordering::SeqCst);
+        }
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
         carried += n;
-        if let Some((limit, cuts)) = &cut {
-            if carried > limit.load(Ordering::Relaxed) {
-                cuts.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
+        if let Some((_, cuts, _)) = crosses {
+            cuts.fetch_add(1, Ordering::Relaxed);
+            break;
         }
     }
     let _ = from.shutdown(Shutdown::Both);
