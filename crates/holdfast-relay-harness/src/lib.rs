@@ -296,6 +296,20 @@ impl Relay {
             .expect("VmRSS")
     }
 
+    /// Stops the relay with SIGSTOP, as a relay that hangs: it neither reads nor answers,
+    /// and the sockets to it fill. Thawed (SIGCONT) when the guard is dropped, so a failing
+    /// test leaves no frozen process behind.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGSTOP) },
+            0,
+            "SIGSTOP {pid}"
+        );
+        Frozen(pid)
+    }
+
     /// SIGTERM, then waits for the exit; returns the directory for a restart.
     pub fn stop(mut self) -> tempfile::TempDir {
         let pid = self.child.id() as libc::pid_t;
@@ -351,4 +365,31 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut body = String::new();
     tcp.read_to_string(&mut body).expect("a response");
     body
+}
+
+/// A relay stopped by [`Relay::freeze`]; dropping it lets the relay run again.
+#[must_use = "the relay runs again as soon as this is dropped"]
+pub struct Frozen(libc::pid_t);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety preconditions. It fails only if the relay is
+        // gone already (a failing test may have ended it), which leaves nothing to thaw.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// `len` characters no compressor shrinks much (seeded, so every run is the same): data
+/// that fills socket buffers as its size says, compressed or not.
+pub fn incompressible(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize] as char
+        })
+        .collect()
 }

@@ -158,7 +158,7 @@ impl crate::Store {
             if def.kind != kind {
                 return Err(SchemaError::WrongKind {
                     field: field.to_owned(),
-                    kind: kind_name(def.kind),
+                    kind: def.kind.name(),
                     operation,
                 }
                 .into());
@@ -181,15 +181,5 @@ impl crate::Store {
             heads.sort_unstable();
             Ok(heads)
         })
-    }
-}
-
-fn kind_name(kind: FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Text => "text",
-        FieldKind::List => "list",
-        FieldKind::Counter => "counter",
-        FieldKind::Lww => "lww",
-        FieldKind::Versioned => "versioned",
     }
 }

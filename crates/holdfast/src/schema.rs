@@ -27,6 +27,19 @@ pub enum FieldKind {
     Versioned,
 }
 
+impl FieldKind {
+    /// The kind's name, as in a TOML schema.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FieldKind::Text => "text",
+            FieldKind::List => "list",
+            FieldKind::Counter => "counter",
+            FieldKind::Lww => "lww",
+            FieldKind::Versioned => "versioned",
+        }
+    }
+}
+
 /// A declared field of a collection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -501,16 +501,6 @@ fn container(t: &mut Touched, field: &str, ty: ObjType) -> Result<automerge::Obj
     }
 }
 
-fn kind_name(kind: FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Text => "text",
-        FieldKind::List => "list",
-        FieldKind::Counter => "counter",
-        FieldKind::Lww => "lww",
-        FieldKind::Versioned => "versioned",
-    }
-}
-
 fn expect_kind(
     name: &str,
     def: &Field,
@@ -522,7 +512,7 @@ fn expect_kind(
     } else {
         Err(SchemaError::WrongKind {
             field: name.to_owned(),
-            kind: kind_name(def.kind),
+            kind: def.kind.name(),
             operation,
         }
         .into())

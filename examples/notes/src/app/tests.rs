@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use holdfast::{ConnectionState, FieldValue, Query, Store, StoreConfig, SyncState, Value};
+use holdfast_relay_harness::{incompressible, Frozen};
 use ratatui::crossterm::event::KeyCode;
 
 use super::{App, Focus, Screen};
@@ -577,38 +578,6 @@ fn two_apps_sync_through_a_relay_with_pause_offline_and_retry() {
     });
 }
 
-/// Sends `signal` (`-STOP`, `-CONT`) to process `pid`.
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
-/// A frozen relay (SIGSTOP), thawed when dropped so a failing test leaves none behind.
-struct Frozen(u32);
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        signal(self.0, "-CONT");
-    }
-}
-
-/// `len` characters no compressor shrinks much (seeded, so every run is the same).
-fn noise(seed: u64, len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ALPHABET[(x % 64) as usize] as char
-        })
-        .collect()
-}
-
 /// How long a key may take while a send is stalled (stopping a worker used to wait up to
 /// holdfast's STOP_WAIT_MAX, 10 s, for the send).
 const KEY_WAIT_MAX: Duration = Duration::from_secs(2);
@@ -634,10 +603,9 @@ fn stalled_app(
                 .is_some_and(|s| s.connection == ConnectionState::Idle)
     });
     let stored = relay.push_entries("stored");
-    let frozen = Frozen(relay.pid());
-    signal(relay.pid(), "-STOP");
+    let frozen = relay.freeze();
     for i in 0..16 {
-        let title = noise(i + 1, 900_000);
+        let title = incompressible(i + 1, 900_000);
         device
             .store
             .write(|tx| {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use holdfast::sync::{ConnectionState, SyncHandle, STOP_WAIT_MAX};
 use holdfast::Store;
 
+use holdfast_relay_harness::{incompressible, Frozen};
+
 use super::harness::{config, open_store, write_notes, Proxy, Relay, TIMEOUT};
 use crate::util::{space, TestStore};
 
@@ -23,52 +25,10 @@ const HANDSHAKE_BYTES_MAX: usize = 16 * 1024;
 
 const _: () = assert!(PROMPT.as_secs() * 4 < STOP_WAIT_MAX.as_secs());
 
-/// Sends `signal` (`-STOP`, `-CONT`) to process `pid`.
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
-/// A frozen relay (SIGSTOP), thawed when dropped so a failing test leaves none behind.
-struct Frozen(u32);
-
-impl Frozen {
-    fn new(pid: u32) -> Frozen {
-        signal(pid, "-STOP");
-        Frozen(pid)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        // Not `signal`: a failing test may have ended the relay already.
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
-    }
-}
-
-/// `len` characters no compressor shrinks much (seeded, so every run is the same).
-fn noise(seed: u64, len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ALPHABET[(x % 64) as usize] as char
-        })
-        .collect()
-}
-
 /// Writes [`STALLED_RECORDS`] notes too large for the sockets to hold all at once.
 fn write_large_notes(store: &Store) {
     for i in 0..STALLED_RECORDS {
-        let title = noise(i + 1, TITLE_BYTES);
+        let title = incompressible(i + 1, TITLE_BYTES);
         store
             .write(|tx| {
                 let id = tx.create("note", &space("team"))?;
@@ -98,7 +58,7 @@ fn stall() -> (Stalled, SyncHandle) {
     let (status, idle) = handle.wait_for(TIMEOUT, |s| s.pending == 0 && s.is_idle());
     assert!(idle, "{status:?}");
 
-    let frozen = Frozen::new(relay.pid());
+    let frozen = relay.freeze();
     write_large_notes(&store);
     let (status, sending) = handle.wait_for(TIMEOUT, |s| {
         s.connection == ConnectionState::Syncing && store.sync_summary().unwrap().sending > 0
