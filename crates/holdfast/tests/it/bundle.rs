@@ -2,15 +2,14 @@
 //! mark, and every outcome of an import (all applied, partial, refused whole, several
 //! bundles out of order in one durable step).
 
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use holdfast::{BundleError, Error, Export, ExportMark, ImportRefused, RecordId, Store};
-use redb::backends::InMemoryBackend;
-use redb::StorageBackend;
+use holdfast::{
+    BundleError, Error, Export, ExportMark, ImportRefused, RecordId, Store, StoreConfig,
+};
 
-use crate::util::{open, schema, space};
+use crate::util::{open, open_counting, schema, space, Syncs};
 
 /// A note created in space "t" with `text` as its body, in one write.
 fn note(store: &Store, text: &str) -> RecordId {
@@ -288,47 +287,18 @@ fn a_damaged_bundle_among_several_refuses_them_all() {
     assert_eq!(b.import_many(none).unwrap().records_accepted, 0);
 }
 
-/// An in-memory redb backend that counts fsyncs.
-#[derive(Debug)]
-struct CountingDisk {
-    memory: InMemoryBackend,
-    syncs: Arc<AtomicUsize>,
-}
-
-impl StorageBackend for CountingDisk {
-    fn len(&self) -> Result<u64, io::Error> {
-        self.memory.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        self.memory.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.memory.set_len(len)
-    }
-    fn sync_data(&self) -> Result<(), io::Error> {
-        self.syncs.fetch_add(1, Ordering::SeqCst);
-        self.memory.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.memory.write(offset, data)
-    }
-}
-
-fn counting_store() -> (Store, Arc<AtomicUsize>) {
-    let syncs = Arc::new(AtomicUsize::new(0));
-    let disk = CountingDisk {
-        memory: InMemoryBackend::new(),
-        syncs: syncs.clone(),
-    };
-    let store = Store::open_with_backend(disk, holdfast::StoreConfig::new(schema())).unwrap();
-    (store, syncs)
+/// A store on a file whose fsyncs are counted (kept alive by the returned directory).
+fn counting_store() -> (Store, Arc<Syncs>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, syncs) = open_counting(&dir.path().join("s.redb"), StoreConfig::new(schema()));
+    (store, syncs, dir)
 }
 
 /// The fsyncs `f` costs.
-fn syncs_of(syncs: &AtomicUsize, f: impl FnOnce()) -> usize {
-    let before = syncs.load(Ordering::SeqCst);
+fn syncs_of(syncs: &Syncs, f: impl FnOnce()) -> u64 {
+    let before = syncs.count.load(Ordering::SeqCst);
     f();
-    syncs.load(Ordering::SeqCst) - before
+    syncs.count.load(Ordering::SeqCst) - before
 }
 
 #[test]
@@ -342,7 +312,7 @@ fn several_bundles_cost_one_durable_commit() {
         })
         .collect();
 
-    let (one, syncs) = counting_store();
+    let (one, syncs, _dir) = counting_store();
     let per_commit = syncs_of(&syncs, || {
         one.import_changes(&bundles[0]).unwrap().complete().unwrap();
     });
@@ -354,7 +324,7 @@ fn several_bundles_cost_one_durable_commit() {
     });
     assert_eq!(separately, 2 * per_commit);
 
-    let (many, syncs) = counting_store();
+    let (many, syncs, _dir2) = counting_store();
     let together = syncs_of(&syncs, || {
         let summary = many.import_many(&bundles).unwrap();
         assert_eq!(summary.records_changed, 3);

@@ -2,72 +2,11 @@
 //! been told to sync after the last byte was written. The store pins
 //! `Durability::Immediate` on its write transactions rather than inheriting redb's default.
 
-use std::fs::OpenOptions;
-use std::io;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use holdfast::{Field, Resolution, ScalarType, Schema, Store, StoreConfig};
-use redb::backends::FileBackend;
-use redb::StorageBackend;
+use holdfast::{Field, Resolution, ScalarType, Store, StoreConfig};
 
-use crate::util::{schema, space};
-
-/// What a [`CountingDisk`] saw.
-#[derive(Debug, Default)]
-struct Syncs {
-    count: AtomicU64,
-    /// Bytes written since the last `sync_data` (a length change is not counted: redb
-    /// shrinks the file after the flush that makes a commit durable).
-    unsynced: AtomicBool,
-}
-
-/// A file backend that counts `sync_data` calls and whether writes are waiting for one.
-#[derive(Debug)]
-struct CountingDisk {
-    file: FileBackend,
-    syncs: Arc<Syncs>,
-}
-
-impl StorageBackend for CountingDisk {
-    fn len(&self) -> Result<u64, io::Error> {
-        self.file.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        self.file.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.file.set_len(len)
-    }
-    fn sync_data(&self) -> Result<(), io::Error> {
-        self.file.sync_data()?;
-        self.syncs.count.fetch_add(1, Ordering::SeqCst);
-        self.syncs.unsynced.store(false, Ordering::SeqCst);
-        Ok(())
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.syncs.unsynced.store(true, Ordering::SeqCst);
-        self.file.write(offset, data)
-    }
-}
-
-fn open_counting(path: &Path, schema: Schema) -> (Store, Arc<Syncs>) {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .unwrap();
-    let syncs = Arc::new(Syncs::default());
-    let disk = CountingDisk {
-        file: FileBackend::new(file).unwrap(),
-        syncs: syncs.clone(),
-    };
-    let store = Store::open_with_backend(disk, StoreConfig::new(schema)).unwrap();
-    (store, syncs)
-}
+use crate::util::{open_counting, schema, space, Syncs};
 
 /// Runs `step` and checks it synced the file after its last write before returning.
 fn check<T>(what: &str, syncs: &Syncs, step: impl FnOnce() -> T) -> T {
@@ -98,7 +37,7 @@ fn assert_synced(what: &str, syncs: &Syncs) {
 #[test]
 fn every_acknowledged_write_is_synced_before_it_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, syncs) = open_counting(&dir.path().join("a.redb"), schema());
+    let (store, syncs) = open_counting(&dir.path().join("a.redb"), StoreConfig::new(schema()));
     assert_synced("open", &syncs);
     let id = check("write", &syncs, || {
         store
@@ -121,7 +60,7 @@ fn every_acknowledged_write_is_synced_before_it_returns() {
     });
 
     // Changes from elsewhere, and a conflict settled.
-    let (other, _) = open_counting(&dir.path().join("b.redb"), schema());
+    let (other, _) = open_counting(&dir.path().join("b.redb"), StoreConfig::new(schema()));
     let bundle = store.export_changes(None, None).unwrap();
     let _applied = other.import_changes(&bundle.bytes).unwrap();
     other.write(|tx| tx.set(id, "status", "done")).unwrap();
@@ -139,7 +78,7 @@ fn every_acknowledged_write_is_synced_before_it_returns() {
 fn a_migration_at_open_is_synced_before_open_returns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.redb");
-    let (store, _) = open_counting(&path, schema());
+    let (store, _) = open_counting(&path, StoreConfig::new(schema()));
     store
         .write(|tx| {
             let id = tx.create("item", &space("t"))?;
@@ -153,7 +92,7 @@ fn a_migration_at_open_is_synced_before_open_returns() {
     let item = v2.collections.get_mut("item").unwrap();
     item.fields
         .insert("name".into(), Field::lww(ScalarType::String).indexed());
-    let (store, syncs) = open_counting(&path, v2);
+    let (store, syncs) = open_counting(&path, StoreConfig::new(v2));
     assert_synced("a migrating open", &syncs);
     assert_eq!(store.schema().version, 2);
     // The file as a crash right now would leave it: the migration is in it.

@@ -1,10 +1,14 @@
 //! Shared helpers: the notes schema, opening stores, a seeded PRNG.
 
+use std::fs::OpenOptions;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use holdfast::{Field, ScalarType, Schema, SpaceId, Store, StoreConfig};
+use redb::backends::FileBackend;
+use redb::StorageBackend;
 
 pub fn schema() -> Schema {
     Schema::new(1)
@@ -140,4 +144,59 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// What a [`CountingDisk`] saw.
+#[derive(Debug, Default)]
+pub struct Syncs {
+    pub count: AtomicU64,
+    /// Bytes written since the last `sync_data` (a length change is not counted: redb
+    /// shrinks the file after the flush that makes a commit durable).
+    pub unsynced: AtomicBool,
+}
+
+/// A file backend that counts `sync_data` calls and whether writes are waiting for one.
+#[derive(Debug)]
+pub struct CountingDisk {
+    file: FileBackend,
+    syncs: Arc<Syncs>,
+}
+
+impl StorageBackend for CountingDisk {
+    fn len(&self) -> Result<u64, io::Error> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), io::Error> {
+        self.file.sync_data()?;
+        self.syncs.count.fetch_add(1, Ordering::SeqCst);
+        self.syncs.unsynced.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        self.syncs.unsynced.store(true, Ordering::SeqCst);
+        self.file.write(offset, data)
+    }
+}
+
+pub fn open_counting(path: &Path, config: StoreConfig) -> (Store, Arc<Syncs>) {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap();
+    let syncs = Arc::new(Syncs::default());
+    let disk = CountingDisk {
+        file: FileBackend::new(file).unwrap(),
+        syncs: syncs.clone(),
+    };
+    let store = Store::open_with_backend(disk, config).unwrap();
+    (store, syncs)
 }
