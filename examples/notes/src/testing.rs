@@ -94,17 +94,10 @@ pub fn type_keys(app: &mut App, s: &str) {
 /// "draft"), then the status set to `mine` on the first and `theirs` on the second and
 /// exchanged both ways: a status conflict on both.
 pub fn status_conflict(mine: &str, theirs: &str) -> (Device, Device, RecordId) {
-    let (a, b) = (Device::new(), Device::new());
-    let id = a
-        .store
-        .write(|tx| {
-            let id = tx.create(model::NOTE, &team())?;
-            tx.set(id, "title", "Plan")?;
-            tx.splice_text(id, "body", 0, 0, "Ship on Friday")?;
-            tx.set(id, "status", "draft")?;
-            Ok(id)
-        })
-        .expect("a note");
+    let (a, b, id) = shared_plan("Ship on Friday");
+    a.store
+        .update(id, |tx| tx.set(id, "status", "draft"))
+        .expect("a status");
     b.receive(&a);
     a.store
         .update(id, |tx| tx.set(id, "status", mine))
@@ -120,22 +113,28 @@ pub fn status_conflict(mine: &str, theirs: &str) -> (Device, Device, RecordId) {
 /// Two devices with one shared note (title "Plan"), deleted on the first while the
 /// second adds to its body, then exchanged both ways: a delete/edit conflict on both.
 pub fn delete_edit_conflict() -> (Device, Device, RecordId) {
+    let (a, b, id) = shared_plan("Ship");
+    a.store.write(|tx| tx.delete(id)).expect("a delete");
+    b.store
+        .update(id, |tx| tx.splice_text(id, "body", 4, 0, " on Friday"))
+        .expect("an edit");
+    a.receive(&b);
+    b.receive(&a);
+    (a, b, id)
+}
+
+/// Two devices sharing one note titled "Plan" with `body`, written on the first.
+fn shared_plan(body: &str) -> (Device, Device, RecordId) {
     let (a, b) = (Device::new(), Device::new());
     let id = a
         .store
         .write(|tx| {
             let id = tx.create(model::NOTE, &team())?;
             tx.set(id, "title", "Plan")?;
-            tx.splice_text(id, "body", 0, 0, "Ship")?;
+            tx.splice_text(id, "body", 0, 0, body)?;
             Ok(id)
         })
         .expect("a note");
-    b.receive(&a);
-    a.store.write(|tx| tx.delete(id)).expect("a delete");
-    b.store
-        .update(id, |tx| tx.splice_text(id, "body", 4, 0, " on Friday"))
-        .expect("an edit");
-    a.receive(&b);
     b.receive(&a);
     (a, b, id)
 }
