@@ -18,19 +18,19 @@ use crate::schema_file::{kind_name, type_name};
 pub struct RecordJson {
     /// The record id.
     pub id: RecordId,
-    /// Its collection (`null` for a deleted record, whose fields cannot be read).
-    pub collection: Option<String>,
-    /// Its space (`null` when deleted).
-    pub space: Option<String>,
-    /// When it was created, ms since 1970 (`null` when deleted).
-    pub created_ms: Option<i64>,
-    /// When this device last wrote or received a change to it (`null` when deleted).
-    pub updated_ms: Option<i64>,
+    /// Its collection.
+    pub collection: String,
+    /// Its space.
+    pub space: String,
+    /// When it was created, ms since 1970.
+    pub created_ms: i64,
+    /// When this device last wrote or received a change to it.
+    pub updated_ms: i64,
     /// Whether it is deleted (or its deletion conflicts with an edit made elsewhere).
     pub deleted: bool,
     /// Where its local changes stand.
     pub sync: SyncJson,
-    /// Every declared field by name (empty when deleted).
+    /// Every declared field by name (a deleted record's too: what a restore brings back).
     pub fields: BTreeMap<String, FieldJson>,
     /// The versions of a delete/edit conflict (field `_state`), empty without one.
     pub state_candidates: Vec<CandidateJson>,
@@ -217,8 +217,8 @@ pub struct ConflictsJson {
 pub struct ConflictJson {
     /// The record.
     pub record: RecordId,
-    /// Its collection (`null` when the record is hidden by a delete/edit conflict).
-    pub collection: Option<String>,
+    /// Its collection.
+    pub collection: String,
     /// The field (`_state` for a delete/edit conflict).
     pub field: String,
     /// When this device detected it (ms since 1970).
@@ -323,27 +323,14 @@ pub struct SyncRunJson {
     pub elapsed_ms: u64,
 }
 
-/// Reads record `id` as JSON; a deleted record comes with what can be known of it.
+/// Reads record `id` as JSON; a deleted record reads with the fields it holds (its last
+/// ones, and an edit made elsewhere concurrently with the delete), so the user sees what
+/// a restore would bring back.
 pub fn record(store: &Store, id: RecordId) -> Result<RecordJson> {
     let sync = SyncJson::from(&store.sync_state(id)?);
     let state_candidates = candidates(&store.candidates(id, holdfast::STATE_FIELD)?);
-    let record = match store.get(id) {
-        Ok(record) => record,
-        Err(holdfast::Error::Deleted(_)) => {
-            return Ok(RecordJson {
-                id,
-                collection: None,
-                space: None,
-                created_ms: None,
-                updated_ms: None,
-                deleted: true,
-                sync,
-                fields: BTreeMap::new(),
-                state_candidates,
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let deleted = store.is_deleted(id)?;
+    let record = store.get_deleted(id)?;
     let collection = store.schema().get(&record.collection).ok();
     let fields = record
         .fields
@@ -355,11 +342,11 @@ pub fn record(store: &Store, id: RecordId) -> Result<RecordJson> {
         .collect();
     Ok(RecordJson {
         id,
-        collection: Some(record.collection),
-        space: Some(record.space.into_string()),
-        created_ms: Some(record.created_ms),
-        updated_ms: Some(record.updated_ms),
-        deleted: false,
+        collection: record.collection,
+        space: record.space.into_string(),
+        created_ms: record.created_ms,
+        updated_ms: record.updated_ms,
+        deleted,
         sync,
         fields,
         state_candidates,

@@ -151,8 +151,8 @@ pub fn records(store: &Store, args: &RecordsArgs, out: &mut dyn Write) -> Result
             out,
             "{}  {:<12} {:<14} {:<8} {}",
             r.id,
-            r.collection.as_deref().unwrap_or("-"),
-            r.space.as_deref().unwrap_or("-"),
+            r.collection,
+            r.space,
             r.sync.state,
             summary(r)
         )?;
@@ -278,19 +278,14 @@ pub fn show(store: &Store, id: RecordId, as_json: bool, out: &mut dyn Write) -> 
     }
     say!(out, "Record      {}", r.id)?;
     if r.deleted {
-        say!(out, "            deleted")?;
-    } else {
         say!(
             out,
-            "Collection  {}   Space {}",
-            r.collection.as_deref().unwrap_or("-"),
-            r.space.as_deref().unwrap_or("-")
+            "            deleted (what it held is below; restore to bring it back)"
         )?;
-        if let (Some(created), Some(updated)) = (r.created_ms, r.updated_ms) {
-            say!(out, "Created     {}", time_text(created))?;
-            say!(out, "Updated     {}", time_text(updated))?;
-        }
     }
+    say!(out, "Collection  {}   Space {}", r.collection, r.space)?;
+    say!(out, "Created     {}", time_text(r.created_ms))?;
+    say!(out, "Updated     {}", time_text(r.updated_ms))?;
     let sync = match &r.sync.reason {
         Some(reason) => format!("{}: {reason}", r.sync.state),
         None => r.sync.state.to_owned(),
@@ -312,7 +307,7 @@ pub fn show(store: &Store, id: RecordId, as_json: bool, out: &mut dyn Write) -> 
         return Ok(());
     }
     say!(out, "\nFields")?;
-    let read = store.get(id)?;
+    let read = store.get_deleted(id)?;
     let width = r
         .fields
         .keys()
@@ -468,11 +463,7 @@ pub fn outbox(
 pub fn conflicts(store: &Store, as_json: bool, out: &mut dyn Write) -> Result<()> {
     let mut list = Vec::new();
     for c in store.conflicts()? {
-        let collection = match store.get(c.record) {
-            Ok(r) => Some(r.collection),
-            Err(holdfast::Error::Deleted(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
+        let collection = store.get_deleted(c.record)?.collection;
         list.push(json::ConflictJson {
             record: c.record,
             collection,
@@ -497,7 +488,7 @@ pub fn conflicts(store: &Store, as_json: bool, out: &mut dyn Write) -> Result<()
             out,
             "{} ({}) {what}, detected {}",
             c.record,
-            c.collection.as_deref().unwrap_or("hidden"),
+            c.collection,
             time_text(c.detected_ms)
         )?;
         candidates_text(out, &c.candidates, "    ")?;

@@ -90,7 +90,12 @@ fn put_set_text_delete_and_show_round_trip() {
     assert_eq!(out, format!("Deleted record {id}.\n"));
     let r = device.show(&id);
     assert_eq!(r["deleted"], true);
-    assert_eq!(r["fields"], json!({}));
+    // A deleted record still shows what a restore would bring back.
+    assert_eq!(r["collection"], "note");
+    assert_eq!(field(&r, "title"), "Plan");
+    let human = device.run(&["show", &id]).ok();
+    assert!(human.contains("deleted (what it held is below"), "{human}");
+    assert!(human.contains("\"Plan\""), "{human}");
     let listed = device.run(&["records", "note", "--json"]).json();
     assert_eq!(listed["records"], json!([]));
     let message = device.run(&["set", &id, "title=again"]).fails();

@@ -223,9 +223,11 @@ fn a_delete_meeting_an_edit_is_settled_with_state() {
         let listed = conflicts(device);
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(listed[0]["field"], "_state");
-        assert_eq!(listed[0]["collection"], json!(null));
+        assert_eq!(listed[0]["collection"], "note");
         let r = device.show(&id);
         assert_eq!(r["deleted"], true);
+        // The edit the user would restore is there to see, on both devices.
+        assert_eq!(field(&r, "title"), "Edited");
         assert_eq!(r["state_candidates"].as_array().unwrap().len(), 2);
         let text = device.run(&["show", &id]).ok();
         assert!(text.contains("--value live"), "{text}");
