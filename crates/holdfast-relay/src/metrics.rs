@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use holdfast_protocol::{Frame, Outcome, RejectCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -58,7 +59,8 @@ pub struct ReasonLabel {
 /// The `outcome` label of [`Metrics::push_entries`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
-    /// `stored`, `duplicate` or `rejected`.
+    /// `stored`, `duplicate`, `rejected` (by the log store), or refused before storage:
+    /// `forbidden` (no write grant) and `rate_limited` (the push rate).
     pub outcome: &'static str,
 }
 
@@ -175,6 +177,29 @@ impl Metrics {
         self.push_entries
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+
+    /// Counts the entries an outgoing `frame` refuses before storage: the session answers
+    /// those itself (no write grant, the push rate), so they never reach the log store,
+    /// which counts the rest.
+    pub(crate) fn refused_before_storage(&self, frame: &Frame) {
+        let Frame::Ack { results } = frame else {
+            return;
+        };
+        for result in results {
+            let outcome = match &result.outcome {
+                Outcome::Rejected {
+                    code: RejectCode::Forbidden { .. },
+                    ..
+                } => "forbidden",
+                Outcome::Rejected {
+                    code: RejectCode::RateLimited { .. },
+                    ..
+                } => "rate_limited",
+                _ => continue,
+            };
+            self.push_entry(outcome);
+        }
     }
 
     /// Counts one connection turned away for `reason`.

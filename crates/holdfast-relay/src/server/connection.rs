@@ -397,6 +397,7 @@ impl Connection {
             if self.ended {
                 return;
             }
+            self.shared.storage.metrics.refused_before_storage(&frame);
             match (live, &frame) {
                 (Some(batch), Frame::Changes { .. }) => self.send_live(batch, &frame),
                 _ => self.send(&frame),

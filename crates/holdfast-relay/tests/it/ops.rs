@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use holdfast_protocol::limits::BUSY_RETRY_AFTER_SECS_DEFAULT;
-use holdfast_protocol::{Cursor, ErrorCode, EventId, Frame, Outcome};
+use holdfast_protocol::{Cursor, ErrorCode, EventId, Frame, Outcome, RejectCode};
 
 use crate::harness::{Incoming, Relay};
 use crate::{entry, space, Doc};
@@ -78,6 +78,88 @@ async fn healthz_and_metrics_answer_with_the_counts() {
         .metric("holdfast_relay_plain_bytes_received_total")
         .await;
     assert!(wire > 0.0 && plain >= wire, "{wire} {plain}");
+}
+
+/// Waits up to 5 s for metric `name` to read `expected` (counters move once a frame's
+/// write completes), then asserts it does.
+async fn metric_reaches(relay: &Relay, name: &str, expected: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut value = relay.metric(name).await;
+    while value != expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        value = relay.metric(name).await;
+    }
+    assert_eq!(value, expected, "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_refused_before_storage_are_counted_by_why() {
+    let relay = Relay::start(&["--push-rate", "1", "--push-burst", "1"]).await;
+    let (team, handbook) = (space("team"), space("handbook"));
+    let token = relay.token(&["team:write", "handbook:read"]).await;
+    let (mut device, _) = relay.device(&token, &[&team, &handbook]).await;
+
+    // One push: an entry the grant lets through and one it does not.
+    let (mut doc, mut other) = (Doc::new(), Doc::new());
+    let allowed = entry(&team, doc.record, vec![doc.change()]);
+    let forbidden = entry(&handbook, other.record, vec![other.change()]);
+    device
+        .send(&Frame::Push {
+            entries: vec![allowed, forbidden],
+        })
+        .await;
+    let Frame::Ack { results } = device
+        .frame_where(|frame| matches!(frame, Frame::Ack { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(matches!(results[0].outcome, Outcome::Stored { .. }));
+    assert!(matches!(
+        results[1].outcome,
+        Outcome::Rejected {
+            code: RejectCode::Forbidden { .. },
+            ..
+        }
+    ));
+
+    // Past the push rate (1 a second, burst 1), a push is refused whole.
+    let mut limited = 0;
+    for _ in 0..3 {
+        let next = entry(&team, doc.record, vec![doc.change()]);
+        device
+            .send(&Frame::Push {
+                entries: vec![next],
+            })
+            .await;
+        let Frame::Ack { results } = device
+            .frame_where(|frame| matches!(frame, Frame::Ack { .. }))
+            .await
+        else {
+            unreachable!()
+        };
+        limited += results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.outcome,
+                    Outcome::Rejected {
+                        code: RejectCode::RateLimited { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+    }
+    assert!(limited > 0, "the push rate was never met");
+
+    let count =
+        |outcome: &str| format!("holdfast_relay_push_entries_total{{outcome=\"{outcome}\"}}");
+    metric_reaches(&relay, &count("forbidden"), 1.0).await;
+    metric_reaches(&relay, &count("rate_limited"), limited as f64).await;
+    // The log store's own count is not charged with what never reached it.
+    let (_, metrics) = relay.get("/metrics").await;
+    assert!(!metrics.contains(&count("rejected")), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
