@@ -143,7 +143,10 @@ impl<'t> Flags<'t> {
                 });
             } else if !*conflicted && !present && note.is_some_and(|n| n.settled.is_some()) {
                 // Settled by a resolver as the changes arrived: never open on this device,
-                // so not counted, but logged and kept like any settled conflict.
+                // but a conflict all the same (the counts say how often the app's
+                // strategy had to choose), detected and settled in this one write.
+                self.detected += 1;
+                self.resolved += 1;
                 self.events.push(Event::Settled(SettledConflict {
                     record: id,
                     field: field.clone(),

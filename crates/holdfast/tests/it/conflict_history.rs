@@ -166,6 +166,15 @@ fn a_resolver_settlement_is_logged_and_kept() {
         (settled[0].how, settled[0].detected_ms),
         (Settlement::Resolver, None)
     );
+    // Counted too: how often the app's strategy had to choose.
+    assert_eq!(
+        b.conflict_counts().unwrap(),
+        holdfast::ConflictCounts {
+            detected: 1,
+            resolved: 1
+        }
+    );
+    assert!(b.conflicts().unwrap().is_empty());
 }
 
 /// A store whose clock the test sets.
