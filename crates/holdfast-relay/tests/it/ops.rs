@@ -40,18 +40,7 @@ async fn healthz_and_metrics_answer_with_the_counts() {
 
     // A frame is counted once its write completed, which may be after the device read it:
     // each count is given a moment to reach its value (a count past it still fails).
-    let check = |name: &'static str, expected: f64| {
-        let relay = &relay;
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            let mut value = relay.metric(name).await;
-            while value != expected && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                value = relay.metric(name).await;
-            }
-            assert_eq!(value, expected, "{name}")
-        }
-    };
+    let check = |name: &'static str, expected: f64| metric_reaches(&relay, name, expected);
     check("holdfast_relay_connections_open", 1.0).await;
     check("holdfast_relay_connections_accepted_total", 1.0).await;
     check(
