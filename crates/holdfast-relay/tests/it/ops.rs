@@ -92,20 +92,10 @@ async fn entries_refused_before_storage_are_counted_by_why() {
     let (mut doc, mut other) = (Doc::new(), Doc::new());
     let allowed = entry(&team, doc.record, vec![doc.change()]);
     let forbidden = entry(&handbook, other.record, vec![other.change()]);
-    device
-        .send(&Frame::Push {
-            entries: vec![allowed, forbidden],
-        })
-        .await;
-    let Frame::Ack { results } = device
-        .frame_where(|frame| matches!(frame, Frame::Ack { .. }))
-        .await
-    else {
-        unreachable!()
-    };
-    assert!(matches!(results[0].outcome, Outcome::Stored { .. }));
+    let (outcomes, _) = device.push(&[allowed, forbidden]).await;
+    assert!(matches!(outcomes[0], Outcome::Stored { .. }));
     assert!(matches!(
-        results[1].outcome,
+        outcomes[1],
         Outcome::Rejected {
             code: RejectCode::Forbidden { .. },
             ..
@@ -116,22 +106,12 @@ async fn entries_refused_before_storage_are_counted_by_why() {
     let mut limited = 0;
     for _ in 0..3 {
         let next = entry(&team, doc.record, vec![doc.change()]);
-        device
-            .send(&Frame::Push {
-                entries: vec![next],
-            })
-            .await;
-        let Frame::Ack { results } = device
-            .frame_where(|frame| matches!(frame, Frame::Ack { .. }))
-            .await
-        else {
-            unreachable!()
-        };
-        limited += results
+        let (outcomes, _) = device.push(&[next]).await;
+        limited += outcomes
             .iter()
-            .filter(|r| {
+            .filter(|outcome| {
                 matches!(
-                    r.outcome,
+                    outcome,
                     Outcome::Rejected {
                         code: RejectCode::RateLimited { .. },
                         ..
