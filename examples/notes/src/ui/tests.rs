@@ -35,7 +35,7 @@ fn assert_hides(app: &mut App, texts: &[&str]) {
     }
 }
 
-/// The row of the list showing `title`.
+/// The first row of the screen showing `title` (a note's title, or a label).
 fn row_of(app: &mut App, title: &str) -> String {
     let screen = render(app);
     let row = screen.iter().find(|r| r.contains(title));
@@ -243,14 +243,10 @@ fn the_conflict_screen_says_who_deleted_and_who_edited() {
             &["⚠ 1 note was deleted on one device and edited on another: press c"],
         );
         press(&mut app, KeyCode::Char('c'));
-        let screen = render(&mut app);
-        let row = |label: &str| {
-            let row = screen.iter().find(|r| r.contains(label));
-            row.unwrap_or_else(|| panic!("no {label:?} in:\n{}", screen.join("\n")))
-                .clone()
-        };
-        assert!(row("Deleted   ").contains(deleted), "{}", screen.join("\n"));
-        assert!(row("Edited    ").contains(edited), "{}", screen.join("\n"));
+        let row = row_of(&mut app, "Deleted   ");
+        assert!(row.contains(deleted), "{row}");
+        let row = row_of(&mut app, "Edited    ");
+        assert!(row.contains(edited), "{row}");
         assert_shows(
             &mut app,
             &[
@@ -299,22 +295,10 @@ fn the_delete_conflict_screen_shows_the_note_with_the_edit() {
     for device in [&a, &b] {
         let mut app = device.app();
         press(&mut app, KeyCode::Char('c'));
-        let screen = render(&mut app);
-        let row = |label: &str| {
-            let row = screen.iter().find(|r| r.contains(label));
-            row.unwrap_or_else(|| panic!("no {label:?} in:\n{}", screen.join("\n")))
-                .clone()
-        };
-        assert!(
-            row("Title     ").contains("Plan v2"),
-            "{}",
-            screen.join("\n")
-        );
-        assert!(
-            row("Body      ").contains("Urgent: Ship"),
-            "{}",
-            screen.join("\n")
-        );
+        let row = row_of(&mut app, "Title     ");
+        assert!(row.contains("Plan v2"), "{row}");
+        let row = row_of(&mut app, "Body      ");
+        assert!(row.contains("Urgent: Ship"), "{row}");
         assert_shows(
             &mut app,
             &[
