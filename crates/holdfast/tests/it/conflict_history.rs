@@ -40,9 +40,8 @@ fn logged(f: impl FnOnce()) -> String {
     text
 }
 
-/// Two stores whose `status` of one note is in conflict on both ("mine on a" vs "mine on
-/// b"); the log of the exchange that detected it on `a`.
-fn conflicted(a: &Store, b: &Store) -> (RecordId, String) {
+/// A note with `status` "draft" written on `a` and received by `b`.
+fn shared_draft(a: &Store, b: &Store) -> RecordId {
     let id = a
         .write(|tx| {
             let id = tx.create("note", &space("team"))?;
@@ -51,6 +50,13 @@ fn conflicted(a: &Store, b: &Store) -> (RecordId, String) {
         })
         .unwrap();
     sync_one_way(a, b);
+    id
+}
+
+/// Two stores whose `status` of one note is in conflict on both ("mine on a" vs "mine on
+/// b"); the log of the exchange that detected it on `a`.
+fn conflicted(a: &Store, b: &Store) -> (RecordId, String) {
+    let id = shared_draft(a, b);
     a.write(|tx| tx.set(id, "status", "mine on a")).unwrap();
     b.write(|tx| tx.set(id, "status", "mine on b")).unwrap();
     let log = logged(|| sync_both(a, b));
@@ -121,14 +127,7 @@ fn the_detection_is_logged_on_both_devices() {
 #[test]
 fn candidates_that_become_equal_settle_by_themselves() {
     let (a, b) = (open(), open());
-    let id = a
-        .write(|tx| {
-            let id = tx.create("note", &space("team"))?;
-            tx.set(id, "status", "draft")?;
-            Ok(id)
-        })
-        .unwrap();
-    sync_one_way(&a, &b);
+    let id = shared_draft(&a, &b);
     a.write(|tx| tx.set(id, "status", "mine on a")).unwrap();
     b.write(|tx| tx.set(id, "status", "mine on b")).unwrap();
     sync_one_way(&b, &a);
@@ -148,14 +147,7 @@ fn a_resolver_settlement_is_logged_and_kept() {
         c.iter().max_by_key(|c| c.at_ms).map(|c| c.value.clone())
     });
     let (a, b) = (open(), open_with(latest));
-    let id = a
-        .write(|tx| {
-            let id = tx.create("note", &space("team"))?;
-            tx.set(id, "status", "draft")?;
-            Ok(id)
-        })
-        .unwrap();
-    sync_one_way(&a, &b);
+    let id = shared_draft(&a, &b);
     a.write(|tx| tx.set(id, "status", "x")).unwrap();
     b.write(|tx| tx.set(id, "status", "y")).unwrap();
     let log = logged(|| sync_one_way(&a, &b));
