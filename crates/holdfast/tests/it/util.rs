@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use holdfast::{Field, ScalarType, Schema, SpaceId, Store, StoreConfig};
 use redb::backends::FileBackend;
@@ -199,4 +199,57 @@ pub fn open_counting(path: &Path, config: StoreConfig) -> (Store, Arc<Syncs>) {
     };
     let store = Store::open_with_backend(disk, config).unwrap();
     (store, syncs)
+}
+
+/// What the test process's `tracing` subscriber wrote.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The lines mentioning `what` (a record or event id) that `f` wrote, with other
+    /// tests' lines of the same moment left out.
+    pub fn during(&self, what: &str, f: impl FnOnce()) -> String {
+        let start = self.0.lock().unwrap().len();
+        f();
+        let bytes = self.0.lock().unwrap()[start..].to_vec();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(what)).collect();
+        lines.join("\n")
+    }
+}
+
+/// The log of the whole test process, at the levels the tests read: conflicts, and the
+/// sync worker with its per-entry spans. One global subscriber: per-thread ones lose
+/// events when another test's thread, without one, registers a callsite first (tracing
+/// caches its interest). Lines are told apart by record, event and device ids.
+pub fn log() -> &'static Log {
+    static LOG: OnceLock<Log> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(
+                "holdfast::conflict=info,holdfast::sync=info,holdfast::sync::driver=debug",
+            )
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        log
+    })
 }

@@ -3,52 +3,12 @@
 //! log through the test process's subscriber (told apart by their device ids); the relay
 //! is a process whose log the harness keeps.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use holdfast::Store;
 
 use super::harness::{config, open_store, Relay, TIMEOUT};
-use crate::util::space;
-
-/// What one subscriber wrote.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Every line the process's subscriber wrote. It is global: per-thread subscribers lose
-/// events when another test's thread, without one, registers a callsite first (tracing
-/// caches its interest). Lines are told apart by event id and device id.
-fn log() -> &'static Buffer {
-    static LOG: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
-    LOG.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("holdfast::sync=info,holdfast::sync::driver=debug")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
-        buffer
-    })
-}
+use crate::util::{log, space};
 
 fn sync_once_traced(store: &Store, url: &str, token: &str) {
     log();
